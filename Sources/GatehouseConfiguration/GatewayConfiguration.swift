@@ -1,0 +1,174 @@
+import Yams
+
+/// The process configuration, `config/gatehouse.yaml` (§2). Paths are resolved against the file's folder.
+public struct GatewayConfiguration: Sendable {
+    /// Where users' data lives.
+    public enum StoreLocation: Sendable, Hashable {
+        case sqlite(path: String)
+        case postgres(url: String)
+    }
+
+    public struct TLS: Sendable, Hashable {
+        public var certificatePath: String
+        public var privateKeyPath: String
+    }
+
+    public struct Limits: Sendable, Hashable {
+        /// Proxied request bodies; larger gets 413.
+        public var maxBodyBytes = 10 * 1024 * 1024
+        /// Bodies of `/auth/*` requests; larger gets 413.
+        public var authBodyBytes = 64 * 1024
+        public var upstreamConnectTimeout: Duration = .seconds(5)
+        /// Time allowed for the upstream's response head once the request is sent; then 504.
+        public var upstreamTimeout: Duration = .seconds(30)
+        /// The whole request head (request line and headers); larger gets 431. Gatehouse extension.
+        public var maxHeaderBytes = 16 * 1024
+        /// A request head must arrive within this time of its first byte; then 408. Gatehouse extension.
+        public var requestHeadTimeout: Duration = .seconds(10)
+        /// An idle keep-alive connection (client or upstream) is closed after this long. Gatehouse extension.
+        public var idleTimeout: Duration = .seconds(60)
+
+        public init() {}
+    }
+
+    /// The file this was read from.
+    public var file: String
+    public var listen = ListenAddress(host: "127.0.0.1", port: 8080)
+    public var adminListen = ListenAddress(host: "127.0.0.1", port: 9090)
+    /// Absolute or config-relative path of the tenants folder, already resolved.
+    public var tenantsDirectory: String
+    public var store: StoreLocation
+    /// Base64 of 32 bytes, or nil when a key should be generated into the data folder.
+    public var masterKey: String?
+    public var tls: TLS?
+    public var trustedProxies: [IPAddressRange] = []
+    public var limits = Limits()
+    /// Whether one access-log line is written per request. Gatehouse extension.
+    public var accessLog = true
+
+    /// The scheme clients use to reach the public listener.
+    public var publicScheme: String { tls == nil ? "http" : "https" }
+
+    static let allowedKeys = [
+        "listen", "admin_listen", "tenants", "store", "master_key", "tls", "trusted_proxies", "limits", "access_log",
+    ]
+
+    /// Parses the text of `config/gatehouse.yaml`; problems go to `reader`.
+    static func parse(text: String, reader: ConfigurationReader, directory: String) -> GatewayConfiguration? {
+        guard let root = reader.document(text),
+            let mapping = reader.mapping(root, context: "the gateway configuration", allowedKeys: allowedKeys)
+        else { return nil }
+
+        var configuration = GatewayConfiguration(
+            file: reader.file,
+            tenantsDirectory: FilePath.resolve("../tenants", against: directory),
+            store: .sqlite(path: FilePath.resolve("../data/gatehouse.sqlite", against: directory))
+        )
+        if let node = mapping["listen"] { configuration.listen = listenAddress(node, field: "listen", reader) ?? configuration.listen }
+        if let node = mapping["admin_listen"] {
+            configuration.adminListen = listenAddress(node, field: "admin_listen", reader) ?? configuration.adminListen
+        }
+        if configuration.listen == configuration.adminListen && configuration.listen.port != 0 {
+            reader.error(at: mapping["admin_listen"], "admin_listen must differ from listen: the admin endpoints are never served publicly")
+        }
+        if let node = mapping["tenants"], let path = reader.string(node, field: "tenants") {
+            if path.isEmpty {
+                reader.error(at: node, "'tenants' must name a folder")
+            } else {
+                configuration.tenantsDirectory = FilePath.resolve(path, against: directory)
+            }
+        }
+        if let node = mapping["store"], let text = reader.string(node, field: "store", secret: true) {
+            if text.hasPrefix("sqlite:") {
+                let path = String(text.dropFirst("sqlite:".count))
+                if path.isEmpty {
+                    reader.error(at: node, "'store': sqlite: needs a file path, e.g. sqlite:../data/gatehouse.sqlite")
+                } else {
+                    configuration.store = .sqlite(path: FilePath.resolve(path, against: directory))
+                }
+            } else if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+                configuration.store = .postgres(url: text)
+            } else {
+                reader.error(at: node, "'store' must be sqlite:PATH or postgres://user:pass@host:5432/db")
+            }
+        }
+        if let node = mapping["master_key"], let key = reader.string(node, field: "master_key", secret: true) {
+            if key.isEmpty {
+                configuration.masterKey = nil
+            } else if Base64.decodedLength(key) != 32 {
+                reader.error(at: node, "'master_key' must be base64 of exactly 32 bytes (e.g. the output of: openssl rand -base64 32)")
+            } else {
+                configuration.masterKey = key
+            }
+        }
+        if let node = mapping["tls"], !ConfigurationReader.isNull(node) {
+            configuration.tls = tls(node, reader, directory: directory)
+        }
+        if let node = mapping["trusted_proxies"], let entries = reader.stringList(node, field: "trusted_proxies") {
+            for (text, item) in entries {
+                if let range = IPAddressRange(text) {
+                    configuration.trustedProxies.append(range)
+                } else {
+                    reader.error(at: item, "'trusted_proxies': '\(text)' is not an IP address or CIDR block")
+                }
+            }
+        }
+        if let node = mapping["limits"] { configuration.limits = limits(node, reader) }
+        if let node = mapping["access_log"], let value = reader.bool(node, field: "access_log") { configuration.accessLog = value }
+        return configuration
+    }
+
+    private static func listenAddress(_ node: Node, field: String, _ reader: ConfigurationReader) -> ListenAddress? {
+        guard let text = reader.string(node, field: field) else { return nil }
+        guard let address = ListenAddress.parse(text) else {
+            reader.error(at: node, "'\(field)': '\(text)' is not host:port")
+            return nil
+        }
+        return address
+    }
+
+    private static func tls(_ node: Node, _ reader: ConfigurationReader, directory: String) -> TLS? {
+        guard let mapping = reader.mapping(node, context: "tls", allowedKeys: ["certificate", "private_key"]) else { return nil }
+        var paths: [String] = []
+        for key in ["certificate", "private_key"] {
+            guard let value = mapping[key] else {
+                reader.error(line: mapping.line, "tls needs '\(key)'")
+                continue
+            }
+            guard let path = reader.string(value, field: "tls.\(key)"), !path.isEmpty else { continue }
+            let resolved = FilePath.resolve(path, against: directory)
+            if !FilePath.isReadableFile(resolved) {
+                reader.error(at: value, "tls.\(key): cannot read '\(path)'")
+            }
+            paths.append(resolved)
+        }
+        guard paths.count == 2 else { return nil }
+        return TLS(certificatePath: paths[0], privateKeyPath: paths[1])
+    }
+
+    private static func limits(_ node: Node, _ reader: ConfigurationReader) -> Limits {
+        var limits = Limits()
+        let keys = [
+            "max_body_bytes", "auth_body_bytes", "upstream_connect_timeout", "upstream_timeout",
+            "max_header_bytes", "request_head_timeout", "idle_timeout",
+        ]
+        guard let mapping = reader.mapping(node, context: "limits", allowedKeys: keys) else { return limits }
+        func size(_ key: String, _ assign: (Int) -> Void) {
+            if let node = mapping[key], let value = reader.byteCount(node, field: "limits.\(key)") { assign(value) }
+        }
+        func time(_ key: String, _ assign: (Duration) -> Void) {
+            if let node = mapping[key], let value = reader.duration(node, field: "limits.\(key)") { assign(value) }
+        }
+        size("max_body_bytes") { limits.maxBodyBytes = $0 }
+        size("auth_body_bytes") { limits.authBodyBytes = $0 }
+        size("max_header_bytes") { limits.maxHeaderBytes = $0 }
+        time("upstream_connect_timeout") { limits.upstreamConnectTimeout = $0 }
+        time("upstream_timeout") { limits.upstreamTimeout = $0 }
+        time("request_head_timeout") { limits.requestHeadTimeout = $0 }
+        time("idle_timeout") { limits.idleTimeout = $0 }
+        if limits.maxHeaderBytes < 1024 {
+            reader.error(at: mapping["max_header_bytes"], "limits.max_header_bytes must be at least 1KiB")
+        }
+        return limits
+    }
+}

@@ -1,0 +1,76 @@
+import GatehouseConfiguration
+
+/// A tenant as the request path needs it: configuration plus pre-computed lookups.
+public final class Tenant: Sendable {
+    public let configuration: TenantConfiguration
+    public let routes: RouteTable
+    /// Lower-cased names of headers that only the gateway may set: the tenant's identity headers and
+    /// `X-Identity-Assertion`. They are stripped from every inbound request, whatever the route.
+    public let reservedHeaderNames: [String]
+
+    public var id: String { configuration.id }
+
+    public init(_ configuration: TenantConfiguration) {
+        self.configuration = configuration
+        self.routes = RouteTable(configuration.routes)
+        var names = configuration.identityHeaders.map { $0.name.lowercased() }
+        names.append("x-identity-assertion")
+        self.reservedHeaderNames = names
+    }
+}
+
+/// Maps a request's Host to its tenant in constant time, whatever the number of tenants (§3).
+public struct TenantDirectory: Sendable {
+    private let exact: [String: Tenant]
+    private let wildcard: [String: Tenant]
+    public let tenants: [String: Tenant]
+
+    public init(_ catalog: TenantCatalog) {
+        var exact: [String: Tenant] = [:]
+        var wildcard: [String: Tenant] = [:]
+        var tenants: [String: Tenant] = [:]
+        for configuration in catalog.tenants.values {
+            let tenant = Tenant(configuration)
+            tenants[configuration.id] = tenant
+            for host in configuration.hosts {
+                switch host {
+                case .exact(let name): exact[name] = tenant
+                case .wildcard(let suffix): wildcard[suffix] = tenant
+                }
+            }
+        }
+        self.exact = exact
+        self.wildcard = wildcard
+        self.tenants = tenants
+    }
+
+    public var count: Int { tenants.count }
+
+    /// The tenant for a `Host` (or `:authority`) value: port stripped, lower-cased; an exact host wins over a wildcard.
+    public func resolve(host header: String) -> Tenant? {
+        guard let host = Self.normaliseHost(header) else { return nil }
+        if let tenant = exact[host] { return tenant }
+        guard let dot = host.firstIndex(of: "."), host.first != "[" else { return nil }
+        return wildcard[String(host[host.index(after: dot)...])]
+    }
+
+    /// `Acme.Localhost:8080` becomes `acme.localhost`; `[::1]:80` becomes `[::1]`; a trailing dot is dropped.
+    public static func normaliseHost(_ header: String) -> String? {
+        var host = Substring(header)
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return nil }
+            host = host[...close]
+        } else if let colon = host.lastIndex(of: ":") {
+            host = host[..<colon]
+        }
+        if host.hasSuffix(".") { host = host.dropLast() }
+        guard !host.isEmpty else { return nil }
+        // Host names are ASCII; lower-case without going through Unicode case mapping.
+        var bytes = Array(host.utf8)
+        for index in bytes.indices {
+            let byte = bytes[index]
+            if byte >= 0x41 && byte <= 0x5A { bytes[index] = byte | 0x20 } else if byte < 0x21 || byte > 0x7E { return nil }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,154 @@
+import GatehouseConfiguration
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Keep-alive connections to upstreams, for one event loop.
+///
+/// A client connection only ever uses the pool of its own event loop, so a request is forwarded without
+/// any thread hop and the pool needs no lock. Idle connections are bounded per upstream and evicted after
+/// `idleTimeout`.
+public final class UpstreamConnectionPool {
+    public struct Configuration: Sendable {
+        public var connectTimeout: TimeAmount
+        public var idleTimeout: TimeAmount
+        /// Idle connections kept per upstream on this event loop.
+        public var maxIdlePerUpstream: Int
+
+        public init(connectTimeout: TimeAmount, idleTimeout: TimeAmount, maxIdlePerUpstream: Int = 64) {
+            self.connectTimeout = connectTimeout
+            self.idleTimeout = idleTimeout
+            self.maxIdlePerUpstream = maxIdlePerUpstream
+        }
+    }
+
+    /// A connection right away, or one being opened.
+    public enum Lease {
+        case ready(UpstreamConnection)
+        case connecting(EventLoopFuture<UpstreamConnection>)
+    }
+
+    public let eventLoop: EventLoop
+    private let configuration: Configuration
+    private var idle: [UpstreamKey: [UpstreamConnection]] = [:]
+    private var isClosed = false
+
+    public init(eventLoop: EventLoop, configuration: Configuration) {
+        self.eventLoop = eventLoop
+        self.configuration = configuration
+    }
+
+    /// Number of idle connections held, for tests and metrics.
+    public var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
+
+    /// A connection to `upstream`: the most recently used idle one, else a new one.
+    public func lease(_ upstream: UpstreamURL, forceNew: Bool = false) -> Lease {
+        eventLoop.preconditionInEventLoop()
+        let key = UpstreamKey(host: upstream.host, port: upstream.port)
+        if !forceNew {
+            while var stack = idle[key], let connection = stack.popLast() {
+                idle[key] = stack.isEmpty ? nil : stack
+                connection.idleTimer?.cancel()
+                connection.idleTimer = nil
+                if connection.isActive {
+                    connection.isReused = true
+                    return .ready(connection)
+                }
+            }
+        }
+        return .connecting(connect(key))
+    }
+
+    /// Returns a connection whose exchange completed cleanly (both messages fully transferred).
+    public func release(_ connection: UpstreamConnection) {
+        eventLoop.preconditionInEventLoop()
+        connection.receiver = nil
+        connection.resumeReading()
+        guard !isClosed, connection.isActive, idle[connection.key, default: []].count < configuration.maxIdlePerUpstream else {
+            connection.close()
+            return
+        }
+        idle[connection.key, default: []].append(connection)
+        connection.idleTimer = eventLoop.assumeIsolated().scheduleTask(in: configuration.idleTimeout) { [weak self, weak connection] in
+            guard let self, let connection else { return }
+            self.remove(connection)
+            connection.close()
+        }
+    }
+
+    /// Closes every idle connection; later releases close instead of pooling.
+    public func closeAll() {
+        eventLoop.preconditionInEventLoop()
+        isClosed = true
+        let connections = idle.values.flatMap { $0 }
+        idle.removeAll()
+        for connection in connections {
+            connection.idleTimer?.cancel()
+            connection.close()
+        }
+    }
+
+    private func remove(_ connection: UpstreamConnection) {
+        guard var stack = idle[connection.key], let index = stack.firstIndex(where: { $0 === connection }) else { return }
+        stack.remove(at: index)
+        idle[connection.key] = stack.isEmpty ? nil : stack
+    }
+
+    private func connect(_ key: UpstreamKey) -> EventLoopFuture<UpstreamConnection> {
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HTTPRequestEncoder(), name: UpstreamConnectionHandler.encoderName)
+                    try sync.addHandler(
+                        ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)),
+                        name: UpstreamConnectionHandler.decoderName)
+                    try sync.addHandler(UpstreamConnectionHandler())
+                }
+            }
+        return bootstrap.connect(host: key.host, port: key.port).flatMapThrowing { channel in
+            let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
+            let connection = UpstreamConnection(channel: channel, handler: handler, key: key)
+            handler.onClose = { [weak self, weak connection] in
+                guard let self, let connection else { return }
+                connection.idleTimer?.cancel()
+                self.remove(connection)
+            }
+            return connection
+        }
+    }
+}
+
+/// One pool per event loop of a group, found by the loop a channel runs on.
+public struct UpstreamPools: Sendable {
+    private let boxes: [ObjectIdentifier: NIOLoopBoundBox<UpstreamConnectionPool?>]
+    private let configuration: UpstreamConnectionPool.Configuration
+
+    public init(group: EventLoopGroup, configuration: UpstreamConnectionPool.Configuration) {
+        var boxes: [ObjectIdentifier: NIOLoopBoundBox<UpstreamConnectionPool?>] = [:]
+        for loop in group.makeIterator() {
+            // Each pool is created on first use, on its own loop.
+            boxes[ObjectIdentifier(loop)] = .makeEmptyBox(valueType: UpstreamConnectionPool.self, eventLoop: loop)
+        }
+        self.boxes = boxes
+        self.configuration = configuration
+    }
+
+    /// The pool of `eventLoop`; call on that loop.
+    public func pool(for eventLoop: EventLoop) -> UpstreamConnectionPool {
+        let box = boxes[ObjectIdentifier(eventLoop)]!
+        if let pool = box.value { return pool }
+        let pool = UpstreamConnectionPool(eventLoop: eventLoop, configuration: configuration)
+        box.value = pool
+        return pool
+    }
+
+    /// Closes every pool's idle connections.
+    public func closeAll() -> [EventLoopFuture<Void>] {
+        boxes.values.map { box in
+            box._eventLoop.submit { box.value?.closeAll() }
+        }
+    }
+}

@@ -1,0 +1,612 @@
+import GatehouseConfiguration
+import GatehouseProxy
+import NIOCore
+import NIOHTTP1
+
+/// Serves the requests of one client connection (or one HTTP/2 stream): resolves the tenant, normalises the
+/// path, picks the route, applies the policy and forwards to a pooled upstream connection on the same event
+/// loop, streaming both bodies with back-pressure.
+///
+/// Requests are handled one at a time; `HTTPServerPipelineHandler` holds back pipelined ones.
+final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamResponseReceiver {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum Phase {
+        case idle
+        /// The gateway answered itself; request parts are dropped until `.end`.
+        case answered(closeAfterRequest: Bool)
+        case exchanging(ProxyExchange)
+        /// The connection became a byte tunnel (WebSocket); this handler is on its way out.
+        case tunnelling
+        case closed
+    }
+
+    private let state: GatewayState
+    private let pool: UpstreamConnectionPool
+    private let connection: ClientConnectionInfo
+    private let isHTTP2: Bool
+    private var context: ChannelHandlerContext?
+    private var phase: Phase = .idle
+    /// A `read` held back because the upstream side cannot take more yet.
+    private var readPending = false
+
+    init(state: GatewayState, pool: UpstreamConnectionPool, connection: ClientConnectionInfo, isHTTP2: Bool) {
+        self.state = state
+        self.pool = pool
+        self.connection = connection
+        self.isHTTP2 = isHTTP2
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    // MARK: Client side
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            context.triggerUserOutboundEvent(ConnectionTimeoutHandler.Event.requestHeadReceived, promise: nil)
+            startRequest(head, context: context)
+        case .body(let buffer):
+            receiveRequestBody(buffer, context: context)
+        case .end(let trailers):
+            receiveRequestEnd(trailers, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .exchanging(let exchange) = phase { exchange.connection?.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .exchanging(let exchange) = phase {
+            exchange.cancelTimeout()
+            exchange.connection?.close()
+            exchange.connection = nil
+            log(exchange, status: exchange.responseStatus ?? 499)
+        }
+        phase = .closed
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .exchanging(let exchange) = phase {
+            exchange.connection?.resumeReading()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let parserError = error as? HTTPParserError, case .idle = phase {
+            // The decoder cannot resync after a parse error: answer and close.
+            let problem: ProblemResponse
+            switch parserError {
+            case .headerOverflow:
+                problem = ProblemResponse(
+                    .requestHeaderFieldsTooLarge,
+                    "The request head is larger than \(state.configuration.limits.maxHeaderBytes) bytes.", closeConnection: true)
+            default:
+                problem = ProblemResponse(.badRequest, "The request is not valid HTTP/1.1.", closeConnection: true)
+            }
+            send(problem, version: .http1_1, requestID: ForwardingHeaders.generateRequestID(), isHead: false, context: context)
+            phase = .answered(closeAfterRequest: true)
+            return
+        }
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if case .exchanging(let exchange) = phase, !(exchange.connection?.isWritable ?? false) {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+
+    private func resumeClientReads() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    // MARK: Request
+
+    private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard case .idle = phase else {
+            context.close(promise: nil)
+            return
+        }
+        let start = NIODeadline.now()
+        let clientRequestID = head.headers.first(name: "x-request-id")
+        let requestID = clientRequestID.flatMap { ForwardingHeaders.isSaneRequestID($0) ? $0 : nil }
+            ?? ForwardingHeaders.generateRequestID()
+        let isHead = head.method == .HEAD
+        let hostValues = head.headers[canonicalForm: "host"]
+
+        func reject(_ problem: ProblemResponse, tenant: Tenant? = nil, route: Route? = nil, path: String? = nil) {
+            var problem = problem
+            if !problem.closeConnection, Self.hasLargeBody(head) { problem.closeConnection = true }
+            send(problem, version: head.version, requestID: requestID, isHead: isHead, context: context)
+            phase = .answered(closeAfterRequest: problem.closeConnection || !head.isKeepAlive)
+            logEntry(
+                tenant: tenant?.id, route: route?.path, method: head.method.rawValue, path: path ?? "-", status: problem.status.code,
+                upstream: nil, start: start, requestID: requestID, bytes: 0)
+        }
+
+        guard hostValues.count == 1, let host = hostValues.first else {
+            reject(ProblemResponse(.badRequest, hostValues.isEmpty ? "The request has no Host header." : "The request has more than one Host header."))
+            return
+        }
+        guard let tenant = state.tenants.resolve(host: String(host)) else {
+            let shown = TenantDirectory.normaliseHost(String(host)) ?? "(invalid)"
+            reject(ProblemResponse(.notFound, "No tenant is configured for host '\(shown)'."))
+            return
+        }
+        if head.headers[canonicalForm: "authorization"].count > 1 {
+            reject(ProblemResponse(.badRequest, "The request has more than one Authorization header."), tenant: tenant)
+            return
+        }
+        let target: RequestTarget
+        switch RequestTarget.parse(head.uri) {
+        case .success(let parsed): target = parsed
+        case .failure(let rejection):
+            reject(ProblemResponse(.badRequest, rejection.description), tenant: tenant)
+            return
+        }
+        if let reserved = RouteConfiguration.reservedPrefixes.first(where: { RoutePath.isPrefix($0, of: target.path) }) {
+            reject(
+                ProblemResponse(.notFound, "There is no gateway endpoint at '\(target.path)' (\(reserved) is reserved for the gateway)."),
+                tenant: tenant, path: target.path)
+            return
+        }
+        guard let route = tenant.routes.match(target.path) else {
+            reject(ProblemResponse(.notFound, "No route of tenant '\(tenant.id)' matches '\(target.path)'."), tenant: tenant, path: target.path)
+            return
+        }
+        guard route.allows(head.method) else {
+            reject(
+                ProblemResponse(
+                    .methodNotAllowed, "The route '\(route.path)' does not allow \(head.method.rawValue).",
+                    headers: [("Allow", route.allowHeader)]),
+                tenant: tenant, route: route, path: target.path)
+            return
+        }
+        let limits = state.configuration.limits
+        if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > limits.maxBodyBytes {
+            reject(
+                ProblemResponse(
+                    .payloadTooLarge, "The request body is \(declared) bytes; the limit is \(limits.maxBodyBytes) bytes.",
+                    closeConnection: true),
+                tenant: tenant, route: route, path: target.path)
+            return
+        }
+        let expectation = head.headers.first(name: "expect")
+        if let expectation, expectation.lowercased() != "100-continue" {
+            reject(ProblemResponse(.expectationFailed, "Only 'Expect: 100-continue' is supported."), tenant: tenant, route: route, path: target.path)
+            return
+        }
+
+        let identityHeaders: [(String, String)]
+        switch state.authorizer.authorize(head, tenant: tenant, route: route) {
+        case .allow(let headers): identityHeaders = headers
+        case .deny(let problem):
+            reject(problem, tenant: tenant, route: route, path: target.path)
+            return
+        }
+
+        let isUpgrade = !isHTTP2 && head.headers.first(name: "upgrade") != nil
+            && head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" })
+        var headers = ForwardingHeaders.upstreamRequestHeaders(
+            from: head.headers,
+            policy: .init(
+                reservedHeaderNames: tenant.reservedHeaderNames, forwardAuthorization: route.configuration.forwardAuthorization,
+                keepUpgrade: isUpgrade),
+            connection: connection, requestID: requestID,
+            chunked: head.headers[canonicalForm: "transfer-encoding"].contains(where: { $0.lowercased() == "chunked" }))
+        for (name, value) in identityHeaders { headers.add(name: name, value: value) }
+        var uri = route.upstreamPath(for: target.path)
+        if let query = target.query { uri += "?" + query }
+        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers)
+
+        let exchange = ProxyExchange(
+            clientHead: head, upstreamHead: upstreamHead, tenant: tenant, route: route, path: target.path, requestID: requestID,
+            start: start, isUpgrade: isUpgrade)
+        phase = .exchanging(exchange)
+        if expectation != nil {
+            // The gateway accepted the request: let the client send its body.
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        connectUpstream(exchange, forceNew: false)
+    }
+
+    /// Whether a request we answer without reading carries so much body that closing beats draining it.
+    private static func hasLargeBody(_ head: HTTPRequestHead) -> Bool {
+        if let length = head.headers.first(name: "content-length").flatMap(Int.init) { return length > 1 << 20 }
+        return head.headers.contains(name: "transfer-encoding")
+    }
+
+    private func receiveRequestBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        guard case .exchanging(let exchange) = phase else { return }
+        exchange.requestBodyBytes += buffer.readableBytes
+        let limit = state.configuration.limits.maxBodyBytes
+        if exchange.requestBodyBytes > limit {
+            // A chunked body is counted as it streams: stop it as soon as it passes the limit.
+            abandonUpstream(exchange)
+            if exchange.responseStatus == nil {
+                finishWithProblem(
+                    ProblemResponse(.payloadTooLarge, "The request body is larger than the limit of \(limit) bytes.", closeConnection: true),
+                    exchange: exchange, context: context)
+            } else {
+                context.close(promise: nil)
+            }
+            return
+        }
+        exchange.forward(.body(.byteBuffer(buffer)))
+    }
+
+    private func receiveRequestEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        switch phase {
+        case .answered(let closeAfterRequest):
+            if closeAfterRequest {
+                context.close(promise: nil)
+            } else {
+                becomeIdle(context: context)
+            }
+        case .exchanging(let exchange):
+            exchange.requestComplete = true
+            exchange.forward(.end(trailers))
+            if exchange.responseComplete {
+                finishExchange(exchange, context: context)
+            } else if exchange.connection != nil, exchange.responseStatus == nil {
+                startResponseTimeout(exchange)
+            }
+        default:
+            break
+        }
+    }
+
+    // MARK: Upstream
+
+    private func connectUpstream(_ exchange: ProxyExchange, forceNew: Bool) {
+        switch pool.lease(exchange.route.upstream, forceNew: forceNew) {
+        case .ready(let upstream):
+            attach(upstream, to: exchange)
+        case .connecting(let future):
+            future.hop(to: pool.eventLoop).assumeIsolated().whenComplete { [self] result in
+                switch result {
+                case .success(let upstream):
+                    guard case .exchanging(let current) = phase, current === exchange else {
+                        // The client went away while we connected; the connection is still good for others.
+                        pool.release(upstream)
+                        return
+                    }
+                    attach(upstream, to: exchange)
+                case .failure(let error):
+                    guard case .exchanging(let current) = phase, current === exchange, let context else { return }
+                    let detail = "The upstream \(exchange.route.upstream.origin) cannot be reached (\(Self.describe(error)))."
+                    finishWithProblem(ProblemResponse(.badGateway, detail), exchange: exchange, context: context)
+                }
+            }
+        }
+    }
+
+    private func attach(_ upstream: UpstreamConnection, to exchange: ProxyExchange) {
+        upstream.receiver = self
+        exchange.connection = upstream
+        exchange.upstreamStart = .now()
+        exchange.sendBuffered()
+        upstream.flush()
+        if exchange.requestComplete && exchange.responseStatus == nil { startResponseTimeout(exchange) }
+        if upstream.isWritable { resumeClientReads() }
+    }
+
+    private func startResponseTimeout(_ exchange: ProxyExchange) {
+        guard exchange.timeout == nil, let context else { return }
+        exchange.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: state.configuration.limits.upstreamTimeout.timeAmount) {
+            [self] in
+            guard case .exchanging(let current) = phase, current === exchange, exchange.responseStatus == nil, let context = self.context
+            else { return }
+            abandonUpstream(exchange)
+            let seconds = ConfigurationValues.format(state.configuration.limits.upstreamTimeout)
+            finishWithProblem(
+                ProblemResponse(.gatewayTimeout, "The upstream sent no response head within \(seconds)."), exchange: exchange,
+                context: context)
+        }
+    }
+
+    /// Closes the upstream connection of an exchange that cannot finish cleanly.
+    private func abandonUpstream(_ exchange: ProxyExchange) {
+        exchange.cancelTimeout()
+        exchange.connection?.close()
+        exchange.connection = nil
+    }
+
+    func upstreamReceived(head: HTTPResponseHead) {
+        guard case .exchanging(let exchange) = phase, let context else { return }
+        if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
+            return  // the gateway answered Expect: 100-continue itself
+        }
+        exchange.cancelTimeout()
+        exchange.responseStatus = head.status.code
+        exchange.upstreamKeepAlive = head.isKeepAlive
+        if head.status == .switchingProtocols {
+            guard exchange.isUpgrade else {
+                abandonUpstream(exchange)
+                finishWithProblem(
+                    ProblemResponse(.badGateway, "The upstream switched protocols without being asked to."), exchange: exchange, context: context)
+                return
+            }
+            startTunnel(exchange, upstreamHead: head, context: context)
+            return
+        }
+        var headers = ForwardingHeaders.clientResponseHeaders(from: head.headers, requestID: exchange.requestID, keepUpgrade: false)
+        if !exchange.clientKeepAlive && !isHTTP2 { headers.replaceOrAdd(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientHead.version, status: head.status, headers: headers))), promise: nil)
+    }
+
+    func upstreamReceived(body: ByteBuffer) {
+        guard case .exchanging(let exchange) = phase, let context else { return }
+        exchange.bytesSent += body.readableBytes
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        if !context.channel.isWritable { exchange.connection?.pauseReading() }
+    }
+
+    func upstreamReceivedEnd(trailers: HTTPHeaders?) {
+        guard case .exchanging(let exchange) = phase, let context else { return }
+        exchange.responseComplete = true
+        exchange.upstreamEnd = .now()
+        if let upstream = exchange.connection {
+            exchange.connection = nil
+            if exchange.requestComplete && exchange.upstreamKeepAlive {
+                pool.release(upstream)
+            } else {
+                upstream.close()
+            }
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        if exchange.requestComplete {
+            finishExchange(exchange, context: context)
+        } else {
+            // The upstream answered before the request body was done: the rest of the body has nowhere to go.
+            log(exchange, status: exchange.responseStatus ?? 0)
+            phase = .answered(closeAfterRequest: true)
+            context.close(promise: nil)
+        }
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamConnectionLost(error: Error?) {
+        guard case .exchanging(let exchange) = phase, let context else { return }
+        let upstream = exchange.connection
+        exchange.connection = nil
+        exchange.cancelTimeout()
+        if exchange.responseStatus == nil {
+            // A kept-alive connection the upstream closed just as we reused it: safe to try once more on a fresh
+            // connection, if the request is idempotent and none of its body has left yet.
+            if upstream?.isReused == true, !exchange.retried, exchange.isIdempotent, !exchange.sentBody {
+                exchange.retried = true
+                exchange.resetForRetry()
+                connectUpstream(exchange, forceNew: true)
+                return
+            }
+            let reason = error.map { " (\(Self.describe($0)))" } ?? ""
+            finishWithProblem(
+                ProblemResponse(
+                    .badGateway, "The upstream \(exchange.route.upstream.origin) closed the connection before responding\(reason).",
+                    closeConnection: !exchange.requestComplete),
+                exchange: exchange, context: context)
+        } else {
+            // Mid-response: the client must see the connection end, not a truncated body presented as complete.
+            log(exchange, status: exchange.responseStatus ?? 502)
+            phase = .closed
+            context.close(promise: nil)
+        }
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if isWritable { resumeClientReads() }
+    }
+
+    // MARK: Responses
+
+    /// Ends an exchange with a gateway-made answer (502, 504, 413).
+    private func finishWithProblem(_ problem: ProblemResponse, exchange: ProxyExchange, context: ChannelHandlerContext) {
+        var problem = problem
+        if !exchange.requestComplete { problem.closeConnection = true }
+        send(problem, version: exchange.clientHead.version, requestID: exchange.requestID, isHead: exchange.clientHead.method == .HEAD,
+            context: context)
+        exchange.responseStatus = problem.status.code
+        log(exchange, status: problem.status.code)
+        if exchange.requestComplete {
+            if problem.closeConnection || !exchange.clientKeepAlive { context.close(promise: nil) } else { becomeIdle(context: context) }
+        } else {
+            phase = .answered(closeAfterRequest: true)
+        }
+    }
+
+    private func finishExchange(_ exchange: ProxyExchange, context: ChannelHandlerContext) {
+        log(exchange, status: exchange.responseStatus ?? 0)
+        if exchange.clientKeepAlive {
+            becomeIdle(context: context)
+        } else {
+            phase = .closed
+            context.close(promise: nil)
+        }
+    }
+
+    private func becomeIdle(context: ChannelHandlerContext) {
+        phase = .idle
+        context.triggerUserOutboundEvent(ConnectionTimeoutHandler.Event.responseCompleted, promise: nil)
+        resumeClientReads()
+    }
+
+    private func send(_ problem: ProblemResponse, version: HTTPVersion, requestID: String, isHead: Bool, context: ChannelHandlerContext) {
+        let body = problem.body
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/problem+json")
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "X-Request-Id", value: requestID)
+        for (name, value) in problem.headers { headers.add(name: name, value: value) }
+        if problem.closeConnection && !isHTTP2 { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: problem.status, headers: headers))), promise: nil)
+        if !isHead {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    // MARK: WebSocket tunnel
+
+    private func startTunnel(_ exchange: ProxyExchange, upstreamHead: HTTPResponseHead, context: ChannelHandlerContext) {
+        guard let upstream = exchange.connection else { return }
+        exchange.connection = nil
+        phase = .tunnelling
+        log(exchange, status: 101)
+        let headers = ForwardingHeaders.clientResponseHeaders(from: upstreamHead.headers, requestID: exchange.requestID, keepUpgrade: true)
+        let clientChannel = context.channel
+        let response = HTTPResponseHead(version: exchange.clientHead.version, status: .switchingProtocols, headers: headers)
+        context.triggerUserOutboundEvent(ConnectionTimeoutHandler.Event.tunnelStarted, promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.head(response))).assumeIsolated().flatMap {
+            TunnelHandler.removeHTTPHandlers(from: clientChannel, keeping: self)
+        }.flatMap {
+            upstream.removeHTTPHandlers()
+        }.flatMapThrowing {
+            let (clientSide, upstreamSide) = TunnelHandler.matchedPair()
+            try clientChannel.pipeline.syncOperations.addHandler(clientSide)
+            try upstream.channel.pipeline.syncOperations.addHandler(upstreamSide)
+            try clientChannel.pipeline.syncOperations.removeHandler(self).whenComplete { _ in }
+        }.whenFailure { _ in
+            clientChannel.close(promise: nil)
+            upstream.close()
+        }
+    }
+
+    // MARK: Access log
+
+    private func log(_ exchange: ProxyExchange, status: UInt) {
+        guard !exchange.logged else { return }
+        exchange.logged = true
+        var upstreamTime: Double?
+        if let begin = exchange.upstreamStart {
+            upstreamTime = Double(((exchange.upstreamEnd ?? .now()) - begin).nanoseconds) / 1e6
+        }
+        logEntry(
+            tenant: exchange.tenant.id, route: exchange.route.path, method: exchange.clientHead.method.rawValue, path: exchange.path,
+            status: status, upstream: upstreamTime, start: exchange.start, requestID: exchange.requestID, bytes: exchange.bytesSent)
+    }
+
+    private func logEntry(
+        tenant: String?, route: String?, method: String, path: String, status: UInt, upstream: Double?, start: NIODeadline,
+        requestID: String, bytes: Int
+    ) {
+        guard let accessLog = state.accessLog else { return }
+        accessLog.log(
+            AccessLogger.Entry(
+                tenant: tenant, route: route, method: method, path: path, status: status, upstreamMilliseconds: upstream,
+                totalMilliseconds: Double((NIODeadline.now() - start).nanoseconds) / 1e6, requestID: requestID, bytesSent: bytes))
+    }
+
+    private static func describe(_ error: Error) -> String {
+        switch error {
+        case let error as ChannelError:
+            if case .connectTimeout = error { return "connect timed out" }
+            return "\(error)"
+        case let error as IOError:
+            return error.description
+        default:
+            return String(describing: error)
+        }
+    }
+}
+
+/// One request on its way through the gateway.
+final class ProxyExchange {
+    let clientHead: HTTPRequestHead
+    let upstreamHead: HTTPRequestHead
+    let tenant: Tenant
+    let route: Route
+    let path: String
+    let requestID: String
+    let start: NIODeadline
+    let isUpgrade: Bool
+    var connection: UpstreamConnection?
+    /// Parts received before the upstream connection was ready.
+    private var buffered: [HTTPClientRequestPart] = []
+    private var headSent = false
+    var requestBodyBytes = 0
+    var sentBody = false
+    var requestComplete = false
+    var responseStatus: UInt?
+    var responseComplete = false
+    var upstreamKeepAlive = true
+    var retried = false
+    var logged = false
+    var timeout: Scheduled<Void>?
+    var upstreamStart: NIODeadline?
+    var upstreamEnd: NIODeadline?
+    var bytesSent = 0
+
+    init(
+        clientHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, tenant: Tenant, route: Route, path: String, requestID: String,
+        start: NIODeadline, isUpgrade: Bool
+    ) {
+        self.clientHead = clientHead
+        self.upstreamHead = upstreamHead
+        self.tenant = tenant
+        self.route = route
+        self.path = path
+        self.requestID = requestID
+        self.start = start
+        self.isUpgrade = isUpgrade
+    }
+
+    var clientKeepAlive: Bool { clientHead.isKeepAlive }
+
+    var isIdempotent: Bool {
+        switch clientHead.method {
+        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
+        default: return false
+        }
+    }
+
+    /// Writes a request part upstream, or keeps it until the connection is ready.
+    func forward(_ part: HTTPClientRequestPart) {
+        guard let connection, headSent else {
+            buffered.append(part)
+            return
+        }
+        if case .body = part { sentBody = true }
+        connection.write(part)
+    }
+
+    /// Sends the head and everything buffered to a freshly attached connection.
+    func sendBuffered() {
+        guard let connection else { return }
+        connection.write(.head(upstreamHead))
+        headSent = true
+        for part in buffered {
+            if case .body = part { sentBody = true }
+            connection.write(part)
+        }
+        buffered.removeAll()
+    }
+
+    /// Prepares to send the request again on another connection (only when none of its body has left).
+    func resetForRetry() {
+        headSent = false
+        if requestComplete { buffered = [.end(nil)] }
+    }
+
+    func cancelTimeout() {
+        timeout?.cancel()
+        timeout = nil
+    }
+}

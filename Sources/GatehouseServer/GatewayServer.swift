@@ -1,0 +1,113 @@
+import GatehouseConfiguration
+import GatehouseProxy
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOExtras
+import NIOPosix
+
+/// The running gateway: public and admin listeners over one event loop group, the upstream pools, and the
+/// current tenants, which ``reloadTenants()`` swaps atomically.
+public final class GatewayServer: Sendable {
+    public let configuration: GatewayConfiguration
+    private let environment: [String: String]
+    private let group: EventLoopGroup
+    private let state: GatewayState
+    private let pools: UpstreamPools
+    private let quiescing: ServerQuiescingHelper
+    private let catalog: NIOLockedValueBox<TenantCatalog>
+    private let channels = NIOLockedValueBox<(public: Channel?, admin: Channel?)>((nil, nil))
+    private let draining = NIOLockedValueBox(false)
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - accessLogOutput: where access-log lines go (standard output by default); ignored when `access_log: false`.
+    public init(
+        configuration: LoadedConfiguration, environment: [String: String], group: EventLoopGroup, logger: Logger,
+        accessLogOutput: (@Sendable ([UInt8]) -> Void)? = nil
+    ) {
+        self.configuration = configuration.gateway
+        self.environment = environment
+        self.group = group
+        self.logger = logger
+        let accessLog = configuration.gateway.accessLog ? AccessLogger(output: accessLogOutput ?? AccessLogger.writeToStandardOutput) : nil
+        self.state = GatewayState(
+            configuration: configuration.gateway, tenants: TenantDirectory(configuration.tenants), accessLog: accessLog, logger: logger)
+        let limits = configuration.gateway.limits
+        self.pools = UpstreamPools(
+            group: group,
+            configuration: .init(connectTimeout: limits.upstreamConnectTimeout.timeAmount, idleTimeout: limits.idleTimeout.timeAmount))
+        self.quiescing = ServerQuiescingHelper(group: group)
+        self.catalog = NIOLockedValueBox(configuration.tenants)
+    }
+
+    /// Binds both listeners.
+    public func start() async throws {
+        let publicChannel = try await PublicListener(state: state, pools: pools, group: group, quiescing: quiescing).bind()
+        let adminAddress = (configuration.adminListen.host, configuration.adminListen.port)
+        let draining = self.draining
+        let state = self.state
+        let adminChannel: Channel
+        do {
+            adminChannel = try await AdminListener(group: group, address: adminAddress) {
+                if draining.withLockedValue({ $0 }) { return (false, "draining") }
+                return (true, "\(state.tenants.count) tenants")
+            }.bind()
+        } catch {
+            try? await publicChannel.close()
+            throw error
+        }
+        channels.withLockedValue { $0 = (publicChannel, adminChannel) }
+        if let accessLog = state.accessLog {
+            // Access-log lines are buffered; make sure none waits long.
+            let loop = group.next()
+            loop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(200)) { _ in accessLog.flush() }
+        }
+        logger.info(
+            "gatehouse listening",
+            metadata: [
+                "listen": "\(publicChannel.localAddress.map(String.init(describing:)) ?? "?")",
+                "admin_listen": "\(adminChannel.localAddress.map(String.init(describing:)) ?? "?")",
+                "tenants": "\(state.tenants.count)", "tls": "\(configuration.tls != nil)",
+            ])
+    }
+
+    /// The bound public address (useful with port 0).
+    public var publicAddress: SocketAddress? { channels.withLockedValue { $0.public?.localAddress } }
+    public var adminAddress: SocketAddress? { channels.withLockedValue { $0.admin?.localAddress } }
+
+    /// Re-reads the tenants folder. Good files take effect for new requests; a bad file keeps its tenant's
+    /// previous version, and its problems are logged as `file:line: message`.
+    @discardableResult
+    public func reloadTenants() -> TenantCatalog.Reload {
+        let previous = catalog.withLockedValue { $0 }
+        let reload = TenantCatalog.load(gateway: configuration, environment: environment, previous: previous)
+        for diagnostic in reload.diagnostics {
+            logger.error("tenant file rejected, previous version kept", metadata: ["problem": "\(diagnostic)"])
+        }
+        guard !reload.changed.isEmpty else { return reload }
+        catalog.withLockedValue { $0 = reload.catalog }
+        state.replaceTenants(TenantDirectory(reload.catalog))
+        logger.info("tenants reloaded", metadata: ["changed": "\(reload.changed.joined(separator: ","))", "tenants": "\(reload.catalog.tenants.count)"])
+        return reload
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to `gracePeriod`), then closes what is left.
+    public func shutdown(gracePeriod: TimeAmount = .seconds(30)) async {
+        draining.withLockedValue { $0 = true }
+        let (publicChannel, adminChannel) = channels.withLockedValue { $0 }
+        let drained = group.next().makePromise(of: Void.self)
+        if publicChannel != nil {
+            quiescing.initiateShutdown(promise: drained)
+        } else {
+            drained.succeed()
+        }
+        let deadline = group.next().scheduleTask(in: gracePeriod) { drained.fail(ChannelError.ioOnClosedChannel) }
+        try? await drained.futureResult.get()
+        deadline.cancel()
+        for future in pools.closeAll() { try? await future.get() }
+        try? await adminChannel?.close()
+        state.accessLog?.flush()
+        logger.info("gatehouse stopped")
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import GatehouseConfiguration
+import GatehouseEcho
+import GatehouseServer
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+@main
+struct Gatehouse: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gatehouse",
+        abstract: "A multi-tenant identity gateway: sign-up, login, JWT validation and a policy-enforcing reverse proxy.",
+        subcommands: [Serve.self, Check.self, Echo.self]
+    )
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "The gateway configuration file.")
+    var config: String = "config/gatehouse.yaml"
+}
+
+/// Exits 1 with a one-line reason (§8).
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway.")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfo.processInfo.environment["GATEHOUSE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "gatehouse")
+        let environment = ProcessInfo.processInfo.environment
+        let loaded: LoadedConfiguration
+        switch ConfigurationLoader.load(configPath: options.config, environment: environment) {
+        case .success(let value): loaded = value
+        case .failure(let error):
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(1)
+        }
+        let group = MultiThreadedEventLoopGroup.singleton
+        let server = GatewayServer(configuration: loaded, environment: environment, group: group, logger: logger)
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: GatewayService(server: server, logger: logger))],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await services.run()
+        } catch {
+            throw Failure(description: "gatehouse: \(error)")
+        }
+    }
+}
+
+struct Check: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Validate the configuration and every tenant file.")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        switch ConfigurationLoader.load(configPath: options.config, environment: ProcessInfo.processInfo.environment) {
+        case .success(let loaded):
+            let tenants = loaded.tenants.tenants.count
+            let routes = loaded.tenants.tenants.values.reduce(0) { $0 + $1.routes.count }
+            print("\(options.config): ok (\(tenants) tenant\(tenants == 1 ? "" : "s"), \(routes) route\(routes == 1 ? "" : "s"))")
+        case .failure(let error):
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Echo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a tiny upstream that answers with the request it got, as JSON.")
+
+    @Option(help: "host:port to listen on.")
+    var listen: String = "127.0.0.1:9001"
+
+    func run() async throws {
+        guard let address = ListenAddress.parse(listen) else {
+            throw Failure(description: "gatehouse echo: '\(listen)' is not host:port")
+        }
+        let channel = try await EchoServer.bind(host: address.host, port: address.port, group: MultiThreadedEventLoopGroup.singleton)
+        print("echo upstream listening on \(channel.localAddress.map(String.init(describing:)) ?? listen)")
+        try await channel.closeFuture.get()
+    }
+}
