@@ -26,10 +26,14 @@ public struct TenantDirectory: Sendable {
     public let tenants: [String: Tenant]
 
     public init(_ catalog: TenantCatalog) {
+        self.init(tenants: Array(catalog.tenants.values))
+    }
+
+    public init(tenants configurations: [TenantConfiguration]) {
         var exact: [String: Tenant] = [:]
         var wildcard: [String: Tenant] = [:]
         var tenants: [String: Tenant] = [:]
-        for configuration in catalog.tenants.values {
+        for configuration in configurations {
             let tenant = Tenant(configuration)
             tenants[configuration.id] = tenant
             for host in configuration.hosts {

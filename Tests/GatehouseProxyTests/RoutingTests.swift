@@ -1,0 +1,115 @@
+@testable import GatehouseConfiguration
+import NIOHTTP1
+import Testing
+@testable import GatehouseProxy
+
+@Suite struct RoutingTests {
+    private func route(_ path: String, methods: [String]? = nil, strip: Bool = false, base: String = "") -> RouteConfiguration {
+        var route = RouteConfiguration(path: path, upstream: UpstreamURL(host: "127.0.0.1", port: 9001, basePath: base), line: 1)
+        route.methods = methods
+        route.stripPrefix = strip
+        return route
+    }
+
+    @Test func longestPrefixWinsOnSegmentBoundaries() {
+        let table = RouteTable([route("/"), route("/api"), route("/api/admin")])
+        #expect(table.match("/api")?.path == "/api")
+        #expect(table.match("/api/")?.path == "/api")
+        #expect(table.match("/api/x")?.path == "/api")
+        #expect(table.match("/apix")?.path == "/")
+        #expect(table.match("/api/admin/users")?.path == "/api/admin")
+        #expect(table.match("/api/administrator")?.path == "/api")
+        #expect(RouteTable([route("/api")]).match("/other") == nil)
+    }
+
+    @Test func methodsAndAllowHeader() {
+        let admin = Route(route("/api/admin", methods: ["POST", "GET"]))
+        #expect(admin.allows(.GET))
+        #expect(admin.allows(.HEAD), "GET allows HEAD")
+        #expect(!admin.allows(.DELETE))
+        #expect(admin.allowHeader == "GET, HEAD, POST")
+        #expect(Route(route("/")).allows(.PATCH))
+    }
+
+    @Test func stripPrefixAndBasePath() {
+        #expect(Route(route("/api", strip: true)).upstreamPath(for: "/api/orders") == "/orders")
+        #expect(Route(route("/api", strip: true)).upstreamPath(for: "/api") == "/")
+        #expect(Route(route("/api", strip: true)).upstreamPath(for: "/api/") == "/")
+        #expect(Route(route("/api")).upstreamPath(for: "/api/orders") == "/api/orders")
+        #expect(Route(route("/api", strip: true, base: "/v2")).upstreamPath(for: "/api/orders") == "/v2/orders")
+        #expect(Route(route("/", strip: true)).upstreamPath(for: "/x") == "/x")
+    }
+
+    @Test func hostsResolveExactBeforeWildcard() throws {
+        let fixtureTenants = [
+            tenant("acme", hosts: [.exact("acme.test"), .wildcard(suffix: "acme.test")]),
+            tenant("special", hosts: [.exact("vip.acme.test")]),
+        ]
+        let directory = TenantDirectory(tenants: fixtureTenants)
+        #expect(directory.resolve(host: "acme.test")?.id == "acme")
+        #expect(directory.resolve(host: "ACME.test:8080")?.id == "acme")
+        #expect(directory.resolve(host: "eu.acme.test")?.id == "acme")
+        #expect(directory.resolve(host: "vip.acme.test")?.id == "special", "an exact host wins over a wildcard")
+        #expect(directory.resolve(host: "a.eu.acme.test") == nil, "a wildcard stands for one label")
+        #expect(directory.resolve(host: "acme.test.")?.id == "acme")
+        #expect(directory.resolve(host: "other.test") == nil)
+        #expect(directory.resolve(host: "") == nil)
+        #expect(TenantDirectory.normaliseHost("[::1]:8080") == "[::1]")
+    }
+
+    private func tenant(_ id: String, hosts: [HostPattern]) -> TenantConfiguration {
+        TenantConfiguration(
+            id: id, file: "\(id).yaml", hosts: hosts, issuer: "http://\(id)", audience: id,
+            branding: .init(displayName: id), identityHeaders: TenantConfiguration.defaultIdentityHeaders)
+    }
+}
+
+@Suite struct ForwardingHeadersTests {
+    private let untrusted = ClientConnectionInfo(peerAddress: "192.0.2.7", peerIsTrusted: false, scheme: "http")
+    private let policy = ForwardingHeaders.RequestPolicy(
+        reservedHeaderNames: ["x-user-id", "x-identity-assertion"], forwardAuthorization: false, keepUpgrade: false)
+
+    @Test func stripsIdentityHopByHopAndConnectionNamedHeaders() {
+        let incoming = HTTPHeaders([
+            ("Host", "acme.test"), ("X-User-Id", "forged"), ("x-identity-assertion", "forged"), ("Connection", "keep-alive, X-Secret"),
+            ("X-Secret", "s"), ("Keep-Alive", "timeout=5"), ("TE", "trailers"), ("Authorization", "Bearer t"), ("Accept", "*/*"),
+            ("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Host", "evil.test"), ("Forwarded", "for=6.6.6.6"), ("X-Request-Id", "abc"),
+            ("Cookie", "a=1; gatehouse_session=secret; b=2"),
+        ])
+        let headers = ForwardingHeaders.upstreamRequestHeaders(
+            from: incoming, policy: policy, connection: untrusted, requestID: "rid", chunked: false)
+        for name in ["x-user-id", "x-identity-assertion", "connection", "x-secret", "keep-alive", "te", "authorization", "forwarded"] {
+            #expect(!headers.contains(name: name), "\(name) must not be forwarded")
+        }
+        #expect(headers["x-forwarded-for"] == ["192.0.2.7"])
+        #expect(headers["x-forwarded-host"] == ["acme.test"])
+        #expect(headers["x-forwarded-proto"] == ["http"])
+        #expect(headers["x-request-id"] == ["rid"])
+        #expect(headers["cookie"] == ["a=1; b=2"])
+        #expect(headers["accept"] == ["*/*"])
+        #expect(headers["host"] == ["acme.test"])
+    }
+
+    @Test func trustedProxiesExtendForwardedHeaders() {
+        let trusted = ClientConnectionInfo(peerAddress: "10.0.0.2", peerIsTrusted: true, scheme: "http")
+        let incoming = HTTPHeaders([("Host", "acme.test"), ("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Proto", "https")])
+        let headers = ForwardingHeaders.upstreamRequestHeaders(from: incoming, policy: policy, connection: trusted, requestID: "r", chunked: false)
+        #expect(headers["x-forwarded-for"] == ["203.0.113.9, 10.0.0.2"])
+        #expect(headers["x-forwarded-proto"] == ["https"])
+    }
+
+    @Test func requestIDs() {
+        #expect(ForwardingHeaders.isSaneRequestID("a1b2-c3_d4.e5:f6"))
+        #expect(!ForwardingHeaders.isSaneRequestID(""))
+        #expect(!ForwardingHeaders.isSaneRequestID("a b"))
+        #expect(!ForwardingHeaders.isSaneRequestID("x\r\nSet-Cookie: a"))
+        #expect(!ForwardingHeaders.isSaneRequestID(String(repeating: "a", count: 129)))
+        #expect(ForwardingHeaders.generateRequestID().utf8.count == 32)
+    }
+
+    @Test func responseDropsHopByHop() {
+        let incoming = HTTPHeaders([("Connection", "X-Up"), ("X-Up", "1"), ("Keep-Alive", "timeout=5"), ("Content-Type", "text/plain")])
+        let headers = ForwardingHeaders.clientResponseHeaders(from: incoming, requestID: "r", keepUpgrade: false)
+        #expect(headers.map(\.name) == ["Content-Type", "X-Request-Id"])
+    }
+}
