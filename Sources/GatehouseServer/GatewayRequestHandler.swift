@@ -130,8 +130,10 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         func reject(_ problem: ProblemResponse, tenant: Tenant? = nil, route: Route? = nil, path: String? = nil) {
             var problem = problem
             if !problem.closeConnection, Self.hasLargeBody(head) { problem.closeConnection = true }
-            send(problem, version: head.version, requestID: requestID, isHead: isHead, context: context)
+            // The phase changes before the answer is written: writing `.end` lets the pipelining handler deliver
+            // the next request at once.
             phase = .answered(closeAfterRequest: problem.closeConnection || !head.isKeepAlive)
+            send(problem, version: head.version, requestID: requestID, isHead: isHead, context: context)
             logEntry(
                 tenant: tenant?.id, route: route?.path, method: head.method.rawValue, path: path ?? "-", status: problem.status.code,
                 upstream: nil, start: start, requestID: requestID, bytes: 0)
@@ -261,6 +263,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             exchange.forward(.end(trailers))
             if exchange.responseComplete {
                 finishExchange(exchange, context: context)
+                if !exchange.clientKeepAlive { context.close(promise: nil) }
             } else if exchange.connection != nil, exchange.responseStatus == nil {
                 startResponseTimeout(exchange)
             }
@@ -367,13 +370,16 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 upstream.close()
             }
         }
-        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
         if exchange.requestComplete {
+            // Finish first: writing `.end` may deliver the next pipelined request straight away.
             finishExchange(exchange, context: context)
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            if !exchange.clientKeepAlive { context.close(promise: nil) }
         } else {
             // The upstream answered before the request body was done: the rest of the body has nowhere to go.
             log(exchange, status: exchange.responseStatus ?? 0)
             phase = .answered(closeAfterRequest: true)
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
             context.close(promise: nil)
         }
     }
@@ -420,24 +426,28 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func finishWithProblem(_ problem: ProblemResponse, exchange: ProxyExchange, context: ChannelHandlerContext) {
         var problem = problem
         if !exchange.requestComplete { problem.closeConnection = true }
-        send(problem, version: exchange.clientHead.version, requestID: exchange.requestID, isHead: exchange.clientHead.method == .HEAD,
-            context: context)
         exchange.responseStatus = problem.status.code
         log(exchange, status: problem.status.code)
-        if exchange.requestComplete {
-            if problem.closeConnection || !exchange.clientKeepAlive { context.close(promise: nil) } else { becomeIdle(context: context) }
-        } else {
+        let close = problem.closeConnection || !exchange.clientKeepAlive
+        if !exchange.requestComplete {
             phase = .answered(closeAfterRequest: true)
+        } else if close {
+            phase = .closed
+        } else {
+            becomeIdle(context: context)
         }
+        send(problem, version: exchange.clientHead.version, requestID: exchange.requestID, isHead: exchange.clientHead.method == .HEAD,
+            context: context)
+        if exchange.requestComplete && close { context.close(promise: nil) }
     }
 
+    /// Moves past a completed exchange; the caller writes the response end and closes when keep-alive is off.
     private func finishExchange(_ exchange: ProxyExchange, context: ChannelHandlerContext) {
         log(exchange, status: exchange.responseStatus ?? 0)
         if exchange.clientKeepAlive {
             becomeIdle(context: context)
         } else {
             phase = .closed
-            context.close(promise: nil)
         }
     }
 

@@ -92,6 +92,9 @@ public final class GatewayServer: Sendable {
         return reload
     }
 
+    /// Writes out buffered access-log lines now.
+    public func flushAccessLog() { state.accessLog?.flush() }
+
     /// Stops accepting, lets requests in flight finish (up to `gracePeriod`), then closes what is left.
     public func shutdown(gracePeriod: TimeAmount = .seconds(30)) async {
         draining.withLockedValue { $0 = true }

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+
+/// What the client sees when the client, the network or the upstream misbehaves.
+@Suite(.serialized) struct ProxyFailureTests {
+    private func withGateway(_ body: (TestGateway) async throws -> Void) async throws {
+        let gateway = try await TestGateway.start(gatewayExtra: testLimits, tenants: ["acme": acmeTenant], scripted: acmeUpstreams)
+        do {
+            try await body(gateway)
+        } catch {
+            await gateway.stop()
+            throw error
+        }
+        await gateway.stop()
+    }
+
+    @Test func upstreamDownIs502() async throws {
+        try await withGateway { gateway in
+            let response = try request(port: gateway.port, "/down")
+            #expect(response.status == 502)
+            #expect(response.header("content-type") == "application/problem+json")
+            #expect((response.json["detail"] as? String)?.contains("http://127.0.0.1:1") == true)
+        }
+    }
+
+    @Test func upstreamThatNeverAnswersIs504() async throws {
+        try await withGateway { gateway in
+            let started = Date()
+            let response = try request(port: gateway.port, "/silent")
+            #expect(response.status == 504)
+            #expect(Date().timeIntervalSince(started) < 5)
+            #expect((response.json["detail"] as? String)?.contains("1s") == true)
+        }
+    }
+
+    @Test func upstreamClosingMidBodyEndsTheClientConnection() async throws {
+        try await withGateway { gateway in
+            let connection = try RawConnection(port: gateway.port)
+            try connection.send("GET /cut HTTP/1.1\r\nHost: acme.test\r\n\r\n")
+            #expect(throws: RawConnection.Closed.self, "the client must not get a short body passed off as complete") {
+                _ = try connection.readResponse()
+            }
+            // The gateway is still up.
+            #expect(try request(port: gateway.port, "/after").status == 200)
+        }
+    }
+
+    @Test func aStalePooledConnectionIsRetriedOnceForIdempotentRequests() async throws {
+        try await withGateway { gateway in
+            let connection = try RawConnection(port: gateway.port)
+            for _ in 0..<3 {
+                try connection.send("GET /flaky HTTP/1.1\r\nHost: acme.test\r\n\r\n")
+                let response = try connection.readResponse()
+                #expect(response.status == 200)
+                #expect(response.text == "first")
+            }
+            // The pooled connection is stale again, but a POST is not retried: it could have had effects.
+            let post = try request(port: gateway.port, "/flaky", method: "POST", body: "x")
+            #expect(post.status == 502)
+            let fresh = try request(port: gateway.port, "/flaky", method: "POST", body: "x")
+            #expect(fresh.status == 200, "the stale connection was dropped, not pooled again")
+        }
+    }
+
+    @Test func slowRequestHeadTimesOut() async throws {
+        try await withGateway { gateway in
+            let connection = try RawConnection(port: gateway.port)
+            try connection.send("GET / HTTP/1.1\r\nHost: acme.test\r\n")
+            for _ in 0..<3 {
+                try await Task.sleep(for: .milliseconds(400))
+                try? connection.send("X-Slow: 1\r\n")
+            }
+            let response = try connection.readResponse()
+            #expect(response.status == 408)
+            #expect(connection.isClosedByPeer())
+        }
+    }
+
+    @Test func silentConnectionIsClosed() async throws {
+        try await withGateway { gateway in
+            let connection = try RawConnection(port: gateway.port)
+            #expect(connection.isClosedByPeer(), "a connection that never sends a head is closed after the head timeout")
+        }
+    }
+
+    @Test func oversizedHeadIs431() async throws {
+        try await withGateway { gateway in
+            let response = try request(port: gateway.port, "/", headers: [("X-Big", String(repeating: "b", count: 20 * 1024))])
+            #expect(response.status == 431)
+            #expect(response.header("content-type") == "application/problem+json")
+        }
+    }
+
+    @Test func malformedRequestsGet400() async throws {
+        try await withGateway { gateway in
+            let garbage = try RawConnection(port: gateway.port)
+            try garbage.send("NOT HTTP AT ALL\r\n\r\n")
+            #expect(try garbage.readResponse().status == 400)
+            let twoHosts = try request(port: gateway.port, "/", headers: [("Host", "other.test")])
+            #expect(twoHosts.status == 400)
+            let twoAuthorizations = try request(port: gateway.port, "/", headers: [("Authorization", "Bearer a"), ("Authorization", "Bearer b")])
+            #expect(twoAuthorizations.status == 400)
+            let badExpectation = try request(port: gateway.port, "/", headers: [("Expect", "the-unexpected")])
+            #expect(badExpectation.status == 417)
+        }
+    }
+}
