@@ -4,14 +4,7 @@ import Testing
 /// The proxy path through real sockets: gateway on loopback, echo upstream, raw HTTP client.
 @Suite(.serialized) struct ProxyEndToEndTests {
     private func withGateway(_ body: (TestGateway) async throws -> Void) async throws {
-        let gateway = try await TestGateway.start(gatewayExtra: testLimits, tenants: ["acme": acmeTenant], scripted: acmeUpstreams)
-        do {
-            try await body(gateway)
-        } catch {
-            await gateway.stop()
-            throw error
-        }
-        await gateway.stop()
+        try await TestGateway.with(gatewayExtra: testLimits, body)
     }
 
     @Test func forwardsAndRewritesHeaders() async throws {

@@ -4,14 +4,7 @@ import Testing
 /// What the client sees when the client, the network or the upstream misbehaves.
 @Suite(.serialized) struct ProxyFailureTests {
     private func withGateway(_ body: (TestGateway) async throws -> Void) async throws {
-        let gateway = try await TestGateway.start(gatewayExtra: testLimits, tenants: ["acme": acmeTenant], scripted: acmeUpstreams)
-        do {
-            try await body(gateway)
-        } catch {
-            await gateway.stop()
-            throw error
-        }
-        await gateway.stop()
+        try await TestGateway.with(gatewayExtra: testLimits, body)
     }
 
     @Test func upstreamDownIs502() async throws {

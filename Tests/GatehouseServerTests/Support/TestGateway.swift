@@ -52,6 +52,21 @@ final class TestGateway {
         return TestGateway(root: root, server: server, echo: echo, upstreams: upstreams, accessLog: accessLog)
     }
 
+    /// Runs `body` against a started gateway and always stops it afterwards.
+    static func with(
+        gatewayExtra: String = "", tenants: [String: String] = ["acme": acmeTenant], scripted: [String: UpstreamBehaviour] = acmeUpstreams,
+        _ body: (TestGateway) async throws -> Void
+    ) async throws {
+        let gateway = try await start(gatewayExtra: gatewayExtra, tenants: tenants, scripted: scripted)
+        do {
+            try await body(gateway)
+        } catch {
+            await gateway.stop()
+            throw error
+        }
+        await gateway.stop()
+    }
+
     private init(root: URL, server: GatewayServer, echo: Channel, upstreams: [ScriptedUpstream], accessLog: NIOLockedValueBox<[UInt8]>) {
         self.root = root
         self.server = server
