@@ -72,6 +72,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Raw-socket client, misbehaving upstreams and process helpers shared by the end-to-end tests.
+        .target(
+            name: "GatehouseTestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/GatehouseTestSupport"
+        ),
         .testTarget(
             name: "GatehouseConfigurationTests",
             dependencies: ["GatehouseConfiguration"]
@@ -86,10 +95,22 @@ let package = Package(
                 "GatehouseServer",
                 "GatehouseEcho",
                 "GatehouseConfiguration",
+                "GatehouseTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Runs the real `gatehouse` binary: exit codes, signals, streaming memory.
+        .testTarget(
+            name: "GatehouseCommandTests",
+            dependencies: [
+                "gatehouse",
+                "GatehouseEcho",
+                "GatehouseTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
     ],

@@ -66,10 +66,15 @@ public final class GatewayServer: Sendable {
         logger.info(
             "gatehouse listening",
             metadata: [
-                "listen": "\(publicChannel.localAddress.map(String.init(describing:)) ?? "?")",
-                "admin_listen": "\(adminChannel.localAddress.map(String.init(describing:)) ?? "?")",
+                "listen": "\(Self.describe(publicChannel.localAddress))",
+                "admin_listen": "\(Self.describe(adminChannel.localAddress))",
                 "tenants": "\(state.tenants.count)", "tls": "\(configuration.tls != nil)",
             ])
+    }
+
+    private static func describe(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress, let port = address.port else { return "?" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     /// The bound public address (useful with port 0).

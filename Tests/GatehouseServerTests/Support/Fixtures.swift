@@ -1,3 +1,5 @@
+import GatehouseTestSupport
+
 /// The tenant most end-to-end tests run against.
 let acmeTenant = """
     hosts: [acme.test, "*.acme.test"]

@@ -6,14 +6,14 @@ import Glibc
 
 /// A blocking TCP client for end-to-end tests: it sends exactly the bytes a test writes (malformed requests,
 /// slow heads, forged headers) and parses what comes back without any HTTP library smoothing it over.
-final class RawConnection {
-    struct Closed: Error {}
-    struct Timeout: Error {}
+public final class RawConnection {
+    public struct Closed: Error {}
+    public struct Timeout: Error {}
 
     private let fd: Int32
     private var buffer: [UInt8] = []
 
-    init(port: Int, receiveTimeout: Double = 10) throws {
+    public init(port: Int, receiveTimeout: Double = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -32,9 +32,9 @@ final class RawConnection {
 
     deinit { Glibc.close(fd) }
 
-    func send(_ text: String) throws { try send(Array(text.utf8)) }
+    public func send(_ text: String) throws { try send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) throws {
+    public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -44,11 +44,11 @@ final class RawConnection {
     }
 
     /// Half-closes the sending side.
-    func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+    public func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
     /// Reads one response (skipping nothing): status, headers, body by Content-Length or chunked.
     /// `forHead`: the response to a HEAD request has no body.
-    func readResponse(forHead: Bool = false) throws -> TestResponse {
+    public func readResponse(forHead: Bool = false) throws -> TestResponse {
         let headEnd = try readUntil([13, 10, 13, 10])
         let headText = String(decoding: buffer[..<headEnd], as: UTF8.self)
         buffer.removeFirst(headEnd + 4)
@@ -83,21 +83,35 @@ final class RawConnection {
     }
 
     /// Exactly `count` raw bytes (for tunnelled traffic).
-    func read(exactly count: Int) throws -> [UInt8] {
+    public func read(exactly count: Int) throws -> [UInt8] {
         try fill(count)
         defer { buffer.removeFirst(count) }
         return Array(buffer.prefix(count))
     }
 
+    /// Receives and discards `count` bytes, returning how many arrived before the peer closed.
+    public func discard(_ count: Int) -> Int {
+        var remaining = count
+        remaining -= min(remaining, buffer.count)
+        buffer.removeAll()
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while remaining > 0 {
+            let received = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, min($0.count, remaining), 0) }
+            if received <= 0 { break }
+            remaining -= received
+        }
+        return count - remaining
+    }
+
     /// Everything until the peer closes (or the receive timeout).
-    func readUntilClosed() -> [UInt8] {
+    public func readUntilClosed() -> [UInt8] {
         while (try? receive()) != nil {}
         defer { buffer.removeAll() }
         return buffer
     }
 
     /// Whether the peer has closed the connection (reads until EOF or timeout).
-    func isClosedByPeer() -> Bool {
+    public func isClosedByPeer() -> Bool {
         do {
             while true { try receive() }
         } catch is Closed {
@@ -133,32 +147,32 @@ final class RawConnection {
     }
 }
 
-struct TestResponse {
-    var status: Int
-    var headers: [(String, String)]
-    var body: [UInt8]
+public struct TestResponse {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
 
-    func header(_ name: String) -> String? {
+    public func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
 
-    func headers(_ name: String) -> [String] {
+    public func headers(_ name: String) -> [String] {
         headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
     }
 
-    var text: String { String(decoding: body, as: UTF8.self) }
+    public var text: String { String(decoding: body, as: UTF8.self) }
 
     /// The body as a JSON object (the echo upstream's answer, or a problem).
-    var json: [String: Any] {
+    public var json: [String: Any] {
         (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:]
     }
 
     /// What the echo upstream saw, header name (lower case) to value.
-    var echoedHeaders: [String: String] { json["headers"] as? [String: String] ?? [:] }
+    public var echoedHeaders: [String: String] { json["headers"] as? [String: String] ?? [:] }
 }
 
 /// One request on a fresh connection.
-func request(
+public func request(
     port: Int, _ target: String, method: String = "GET", host: String = "acme.test", headers: [(String, String)] = [],
     body: String? = nil
 ) throws -> TestResponse {

@@ -2,7 +2,7 @@ import NIOCore
 import NIOPosix
 
 /// An upstream that misbehaves on purpose, speaking raw bytes so each failure is exactly what a test names.
-enum UpstreamBehaviour: Sendable {
+public enum UpstreamBehaviour: Sendable {
     /// Reads the request and never answers.
     case silent
     /// Starts a 100,000-byte body, sends 1,000 bytes of it, then closes the connection.
@@ -20,11 +20,11 @@ enum UpstreamBehaviour: Sendable {
     case delayed(TimeAmount)
 }
 
-struct ScriptedUpstream {
-    let channel: Channel
-    var port: Int { channel.localAddress!.port! }
+public struct ScriptedUpstream {
+    public let channel: Channel
+    public var port: Int { channel.localAddress!.port! }
 
-    static func start(_ behaviour: UpstreamBehaviour, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> ScriptedUpstream {
+    public static func start(_ behaviour: UpstreamBehaviour, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> ScriptedUpstream {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -36,7 +36,7 @@ struct ScriptedUpstream {
         return ScriptedUpstream(channel: channel)
     }
 
-    func stop() async { try? await channel.close() }
+    public func stop() async { try? await channel.close() }
 }
 
 final class ScriptedUpstreamHandler: ChannelInboundHandler {
