@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what building and testing Gatehouse needs on a fresh Debian machine with Swift, when missing.
+# Safe to re-run; does nothing when everything is there.
+set -euo pipefail
+packages=()
+command -v curl >/dev/null 2>&1 || packages+=(curl)          # TLS/HTTP/2 tests and the walk-through
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)    # test certificates
+if ((${#packages[@]})); then
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing: ${packages[*]} (run as root, or: sudo apt-get install ${packages[*]})" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
+fi
+command -v swift >/dev/null 2>&1 || { echo "swift is not on PATH (Swift 6 toolchain required)" >&2; exit 1; }
