@@ -156,14 +156,42 @@ public enum ForwardingHeaders {
     /// A fresh request id: 128 random bits as 32 hex digits.
     public static func generateRequestID() -> String {
         var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        return hex(high) + hex(low)
+        var ids = RequestIDGenerator(generator.next(), generator.next())
+        return ids.next()
+    }
+}
+
+/// Request ids for one connection: a random 64-bit prefix drawn once, then a counter, so ids stay unique
+/// and unguessable across connections without a system call per request.
+public struct RequestIDGenerator {
+    private let prefix: String
+    private var counter: UInt64
+
+    public init() {
+        var generator = SystemRandomNumberGenerator()
+        self.init(generator.next(), generator.next())
+    }
+
+    init(_ prefix: UInt64, _ start: UInt64) {
+        self.prefix = Self.hex(prefix)
+        self.counter = start
+    }
+
+    /// 32 hex digits.
+    public mutating func next() -> String {
+        counter &+= 1
+        return prefix + Self.hex(counter)
     }
 
     private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.utf8.count) + digits
+        String(unsafeUninitializedCapacity: 16) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            for index in 0..<16 {
+                let nibble = Int((value >> UInt64(60 - index * 4)) & 0xF)
+                buffer[index] = digits.withUTF8Buffer { $0[nibble] }
+            }
+            return 16
+        }
     }
 }
 
@@ -176,5 +204,13 @@ public func asciiLowercased(_ text: String) -> String {
         break
     }
     guard needsChange else { return text }
-    return String(decoding: text.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+    let count = text.utf8.count
+    return String(unsafeUninitializedCapacity: count) { buffer in
+        var index = 0
+        for byte in text.utf8 {
+            buffer[index] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            index += 1
+        }
+        return count
+    }
 }

@@ -61,10 +61,13 @@ public final class UpstreamConnection {
     /// The raw channel handlers to remove when switching to a byte tunnel (WebSocket), in order.
     public func removeHTTPHandlers() -> EventLoopFuture<Void> {
         handler.receiver = nil
-        let pipeline = channel.pipeline
-        return pipeline.removeHandler(name: UpstreamConnectionHandler.encoderName)
-            .flatMap { pipeline.removeHandler(name: UpstreamConnectionHandler.decoderName) }
-            .flatMap { pipeline.removeHandler(self.handler) }
+        let sync = channel.pipeline.syncOperations
+        let removals = [
+            sync.removeHandler(name: UpstreamConnectionHandler.encoderName),
+            sync.removeHandler(name: UpstreamConnectionHandler.decoderName),
+            sync.removeHandler(handler),
+        ]
+        return EventLoopFuture.andAllSucceed(removals, on: channel.eventLoop)
     }
 }
 

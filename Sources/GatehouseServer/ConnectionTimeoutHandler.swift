@@ -30,6 +30,7 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     private let idleTimeout: TimeAmount
     private var state = State.idle
     private var timer: Scheduled<Void>?
+    private var deadline: NIODeadline?
 
     init(headTimeout: TimeAmount, idleTimeout: TimeAmount) {
         self.headTimeout = headTimeout
@@ -49,6 +50,7 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        deadline = nil
         context.fireChannelInactive()
     }
 
@@ -68,38 +70,56 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
         switch event {
         case .requestHeadReceived:
             state = .busy
-            timer?.cancel()
-            timer = nil
+            disarm()
         case .responseCompleted:
             state = .idle
             arm(idleTimeout, context: context)
         case .tunnelStarted:
             state = .tunnel
-            timer?.cancel()
-            timer = nil
+            disarm()
         }
         promise?.succeed()
     }
 
+    /// Sets the deadline for the current state. A timer is only scheduled when none is pending: the pending one
+    /// re-arms itself for a later deadline when it fires, so a busy keep-alive connection costs no timer per request.
     private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {
-        timer?.cancel()
+        deadline = .now() + timeout
+        if timer == nil { schedule(at: deadline!, context: context) }
+    }
+
+    private func disarm() {
+        deadline = nil
+    }
+
+    private func schedule(at when: NIODeadline, context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) { [weak self] in
             guard let self else { return }
-            let context = loopBound.value
-            switch self.state {
-            case .readingHead:
-                // Below the HTTP encoder: write the answer as bytes.
-                let body = #"{"type":"about:blank","title":"Request Timeout","status":408,"detail":"The request head was not received in time."}"#
-                let response = "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
-                context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: response))).assumeIsolated().whenComplete { _ in
-                    context.close(promise: nil)
-                }
-            case .idle:
+            self.timer = nil
+            self.fire(context: loopBound.value)
+        }
+    }
+
+    private func fire(context: ChannelHandlerContext) {
+        guard let deadline else { return }
+        guard NIODeadline.now() >= deadline else {
+            schedule(at: deadline, context: context)
+            return
+        }
+        self.deadline = nil
+        switch state {
+        case .readingHead:
+            // Below the HTTP encoder: write the answer as bytes.
+            let body = #"{"type":"about:blank","title":"Request Timeout","status":408,"detail":"The request head was not received in time."}"#
+            let response = "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
+            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: response))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
-            case .busy, .tunnel:
-                break
             }
+        case .idle:
+            context.close(promise: nil)
+        case .busy, .tunnel:
+            break
         }
     }
 }

@@ -31,6 +31,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var phase: Phase = .idle
     /// A `read` held back because the upstream side cannot take more yet.
     private var readPending = false
+    private var requestIDs = RequestIDGenerator()
+    /// One timer per connection for the upstream response deadline, re-armed lazily (see `checkResponseDeadline`).
+    private var responseTimer: Scheduled<Void>?
 
     init(state: GatewayState, pool: UpstreamConnectionPool, connection: ClientConnectionInfo, isHTTP2: Bool) {
         self.state = state
@@ -63,6 +66,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        responseTimer?.cancel()
+        responseTimer = nil
         if case .exchanging(let exchange) = phase {
             exchange.cancelTimeout()
             exchange.connection?.close()
@@ -92,7 +97,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             default:
                 problem = ProblemResponse(.badRequest, "The request is not valid HTTP/1.1.", closeConnection: true)
             }
-            send(problem, version: .http1_1, requestID: ForwardingHeaders.generateRequestID(), isHead: false, context: context)
+            send(problem, version: .http1_1, requestID: requestIDs.next(), isHead: false, context: context)
             phase = .answered(closeAfterRequest: true)
             return
         }
@@ -122,8 +127,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         let start = NIODeadline.now()
         let clientRequestID = head.headers.first(name: "x-request-id")
-        let requestID = clientRequestID.flatMap { ForwardingHeaders.isSaneRequestID($0) ? $0 : nil }
-            ?? ForwardingHeaders.generateRequestID()
+        let requestID = clientRequestID.flatMap { ForwardingHeaders.isSaneRequestID($0) ? $0 : nil } ?? requestIDs.next()
         let isHead = head.method == .HEAD
         let hostValues = head.headers[canonicalForm: "host"]
 
@@ -307,18 +311,34 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         if upstream.isWritable { resumeClientReads() }
     }
 
+    /// Starts the wait for the upstream's response head. Scheduling a timer per request is costly, so one timer
+    /// per connection is kept and, when it fires early for a newer exchange, re-armed for that exchange's deadline.
     private func startResponseTimeout(_ exchange: ProxyExchange) {
-        guard exchange.timeout == nil, let context else { return }
-        exchange.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: state.configuration.limits.upstreamTimeout.timeAmount) {
-            [self] in
-            guard case .exchanging(let current) = phase, current === exchange, exchange.responseStatus == nil, let context = self.context
-            else { return }
-            abandonUpstream(exchange)
-            let seconds = ConfigurationValues.format(state.configuration.limits.upstreamTimeout)
-            finishWithProblem(
-                ProblemResponse(.gatewayTimeout, "The upstream sent no response head within \(seconds)."), exchange: exchange,
-                context: context)
+        guard exchange.responseDeadline == nil else { return }
+        exchange.responseDeadline = .now() + state.configuration.limits.upstreamTimeout.timeAmount
+        if responseTimer == nil { scheduleResponseTimer(at: exchange.responseDeadline!) }
+    }
+
+    private func scheduleResponseTimer(at deadline: NIODeadline) {
+        guard let context else { return }
+        responseTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            responseTimer = nil
+            checkResponseDeadline()
         }
+    }
+
+    private func checkResponseDeadline() {
+        guard case .exchanging(let exchange) = phase, exchange.responseStatus == nil, let deadline = exchange.responseDeadline,
+            let context
+        else { return }
+        guard NIODeadline.now() >= deadline else {
+            scheduleResponseTimer(at: deadline)
+            return
+        }
+        abandonUpstream(exchange)
+        let seconds = ConfigurationValues.format(state.configuration.limits.upstreamTimeout)
+        finishWithProblem(
+            ProblemResponse(.gatewayTimeout, "The upstream sent no response head within \(seconds)."), exchange: exchange, context: context)
     }
 
     /// Closes the upstream connection of an exchange that cannot finish cleanly.
@@ -559,7 +579,8 @@ final class ProxyExchange {
     var upstreamKeepAlive = true
     var retried = false
     var logged = false
-    var timeout: Scheduled<Void>?
+    /// When the upstream's response head is due; nil until the request has been sent.
+    var responseDeadline: NIODeadline?
     var upstreamStart: NIODeadline?
     var upstreamEnd: NIODeadline?
     var bytesSent = 0
@@ -615,8 +636,8 @@ final class ProxyExchange {
         if requestComplete { buffered = [.end(nil)] }
     }
 
+    /// Stops waiting for the response head (it came, or the exchange is over).
     func cancelTimeout() {
-        timeout?.cancel()
-        timeout = nil
+        responseDeadline = nil
     }
 }

@@ -36,10 +36,9 @@ struct PublicListener {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 let info = Self.connectionInfo(channel, trusted: trusted, scheme: scheme)
-                let pool = pools.pool(for: channel.eventLoop)
                 guard let sslContext else {
                     return channel.eventLoop.makeCompletedFuture {
-                        try Self.configureHTTP1(channel, state: state, pool: pool, info: info, limits: limits)
+                        try Self.configureHTTP1(channel, state: state, pool: pools.pool(for: channel.eventLoop), info: info, limits: limits)
                     }
                 }
                 do {
@@ -55,7 +54,8 @@ struct PublicListener {
                     },
                     http1ChannelConfigurator: { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try Self.configureHTTP1(channel, state: state, pool: pool, info: info, limits: limits)
+                            try Self.configureHTTP1(
+                                channel, state: state, pool: pools.pool(for: channel.eventLoop), info: info, limits: limits)
                         }
                     })
             }
@@ -99,7 +99,8 @@ struct PublicListener {
     static func makeSSLContext(_ tls: GatewayConfiguration.TLS) throws -> NIOSSLContext {
         let certificates = try NIOSSLCertificate.fromPEMFile(tls.certificatePath)
         var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: certificates.map { .certificate($0) }, privateKey: .file(tls.privateKeyPath))
+            certificateChain: certificates.map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKeyPath, format: .pem)))
         configuration.applicationProtocols = ["h2", "http/1.1"]
         configuration.minimumTLSVersion = .tlsv12
         return try NIOSSLContext(configuration: configuration)

@@ -47,7 +47,9 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(1)
         }
-        let group = MultiThreadedEventLoopGroup.singleton
+        // GATEHOUSE_THREADS overrides the number of event loops (default: one per core).
+        let threads = environment["GATEHOUSE_THREADS"].flatMap(Int.init).map { max(1, $0) } ?? System.coreCount
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let server = GatewayServer(configuration: loaded, environment: environment, group: group, logger: logger)
         let services = ServiceGroup(
             configuration: .init(
