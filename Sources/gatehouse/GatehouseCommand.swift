@@ -51,11 +51,14 @@ struct Serve: AsyncParsableCommand {
         let threads = environment["GATEHOUSE_THREADS"].flatMap(Int.init).map { max(1, $0) } ?? System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let server = GatewayServer(configuration: loaded, environment: environment, group: group, logger: logger)
-        let services = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: GatewayService(server: server, logger: logger))],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        var configuration = ServiceGroupConfiguration(
+            services: [.init(service: GatewayService(server: server, logger: logger))],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        // The server drains for at most 30 s; past that, cancel, and never hang on exit.
+        configuration.maximumGracefulShutdownDuration = .seconds(35)
+        configuration.maximumCancellationDuration = .seconds(5)
+        let services = ServiceGroup(configuration: configuration)
         do {
             try await services.run()
         } catch {
