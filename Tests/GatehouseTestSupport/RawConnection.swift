@@ -43,9 +43,6 @@ public final class RawConnection {
         }
     }
 
-    /// Half-closes the sending side.
-    public func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
-
     /// Reads one response (skipping nothing): status, headers, body by Content-Length or chunked.
     /// `forHead`: the response to a HEAD request has no body.
     public func readResponse(forHead: Bool = false) throws -> TestResponse {
