@@ -153,12 +153,6 @@ public enum ForwardingHeaders {
         }
     }
 
-    /// A fresh request id: 128 random bits as 32 hex digits.
-    public static func generateRequestID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        var ids = RequestIDGenerator(generator.next(), generator.next())
-        return ids.next()
-    }
 }
 
 /// Request ids for one connection: a random 64-bit prefix drawn once, then a counter, so ids stay unique

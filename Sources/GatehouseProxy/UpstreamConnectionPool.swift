@@ -38,9 +38,6 @@ public final class UpstreamConnectionPool {
         self.configuration = configuration
     }
 
-    /// Number of idle connections held, for tests and metrics.
-    public var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
-
     /// A connection to `upstream`: the most recently used idle one, else a new one.
     public func lease(_ upstream: UpstreamURL, forceNew: Bool = false) -> Lease {
         eventLoop.preconditionInEventLoop()
@@ -108,7 +105,8 @@ public final class UpstreamConnectionPool {
                     try sync.addHandler(UpstreamConnectionHandler())
                 }
             }
-        return bootstrap.connect(host: key.host, port: key.port).flatMapThrowing { channel in
+        // The bootstrap runs on this pool's loop, so the callback may touch the pool directly.
+        return bootstrap.connect(host: key.host, port: key.port).assumeIsolated().flatMapThrowing { channel in
             let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
             let connection = UpstreamConnection(channel: channel, handler: handler, key: key)
             handler.onClose = { [weak self, weak connection] in
@@ -117,7 +115,7 @@ public final class UpstreamConnectionPool {
                 self.remove(connection)
             }
             return connection
-        }
+        }.nonisolated()
     }
 }
 
@@ -148,7 +146,7 @@ public struct UpstreamPools: Sendable {
     /// Closes every pool's idle connections.
     public func closeAll() -> [EventLoopFuture<Void>] {
         boxes.values.map { box in
-            box._eventLoop.submit { box.value?.closeAll() }
+            box.eventLoop.submit { box.value?.closeAll() }
         }
     }
 }

@@ -283,7 +283,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .ready(let upstream):
             attach(upstream, to: exchange)
         case .connecting(let future):
-            future.hop(to: pool.eventLoop).assumeIsolated().whenComplete { [self] result in
+            // The pool connects on this same event loop.
+            future.assumeIsolated().whenComplete { [self] result in
                 switch result {
                 case .success(let upstream):
                     guard case .exchanging(let current) = phase, current === exchange else {
@@ -512,7 +513,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             let (clientSide, upstreamSide) = TunnelHandler.matchedPair()
             try clientChannel.pipeline.syncOperations.addHandler(clientSide)
             try upstream.channel.pipeline.syncOperations.addHandler(upstreamSide)
-            try clientChannel.pipeline.syncOperations.removeHandler(self).whenComplete { _ in }
+            clientChannel.pipeline.syncOperations.removeHandler(self).whenComplete { _ in }
         }.whenFailure { _ in
             clientChannel.close(promise: nil)
             upstream.close()

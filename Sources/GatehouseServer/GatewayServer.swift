@@ -32,7 +32,7 @@ public final class GatewayServer: Sendable {
         self.logger = logger
         let accessLog = configuration.gateway.accessLog ? AccessLogger(output: accessLogOutput ?? AccessLogger.writeToStandardOutput) : nil
         self.state = GatewayState(
-            configuration: configuration.gateway, tenants: TenantDirectory(configuration.tenants), accessLog: accessLog, logger: logger)
+            configuration: configuration.gateway, tenants: TenantDirectory(configuration.tenants), accessLog: accessLog)
         let limits = configuration.gateway.limits
         self.pools = UpstreamPools(
             group: group,

@@ -1,6 +1,5 @@
 import GatehouseConfiguration
 import GatehouseProxy
-import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -11,13 +10,11 @@ final class GatewayState: Sendable {
     private let directory: NIOLockedValueBox<TenantDirectory>
     let authorizer = RouteAuthorizer()
     let accessLog: AccessLogger?
-    let logger: Logger
 
-    init(configuration: GatewayConfiguration, tenants: TenantDirectory, accessLog: AccessLogger?, logger: Logger) {
+    init(configuration: GatewayConfiguration, tenants: TenantDirectory, accessLog: AccessLogger?) {
         self.configuration = configuration
         self.directory = NIOLockedValueBox(tenants)
         self.accessLog = accessLog
-        self.logger = logger
     }
 
     /// The tenants in force for a new request. Requests in flight keep the snapshot they started with.

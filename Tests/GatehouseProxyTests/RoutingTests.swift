@@ -104,7 +104,15 @@ import Testing
         #expect(!ForwardingHeaders.isSaneRequestID("a b"))
         #expect(!ForwardingHeaders.isSaneRequestID("x\r\nSet-Cookie: a"))
         #expect(!ForwardingHeaders.isSaneRequestID(String(repeating: "a", count: 129)))
-        #expect(ForwardingHeaders.generateRequestID().utf8.count == 32)
+        var ids = RequestIDGenerator()
+        let first = ids.next()
+        let second = ids.next()
+        #expect(first.utf8.count == 32 && second.utf8.count == 32)
+        #expect(first != second)
+        #expect(first.prefix(16) == second.prefix(16), "one random prefix per connection, then a counter")
+        #expect(ForwardingHeaders.isSaneRequestID(first))
+        var otherConnection = RequestIDGenerator()
+        #expect(otherConnection.next().prefix(16) != first.prefix(16))
     }
 
     @Test func responseDropsHopByHop() {
