@@ -42,15 +42,10 @@ public enum ConfigurationLoader {
 
 /// What identifies one version of a tenant file, so a reload re-parses only files that changed.
 struct FileSignature: Sendable, Hashable {
-    var modification: timespec_compat
+    var modifiedSeconds: Int
+    var modifiedNanoseconds: Int
     var size: Int64
     var inode: UInt64
-}
-
-/// `timespec` made Hashable.
-struct timespec_compat: Sendable, Hashable {
-    var seconds: Int
-    var nanoseconds: Int
 }
 
 /// Every tenant currently in force, by id, with the file versions they came from.
@@ -59,9 +54,6 @@ public struct TenantCatalog: Sendable {
     private var signatures: [String: FileSignature] = [:]
 
     public init() {}
-
-    /// Tenants sorted by id.
-    public var sorted: [TenantConfiguration] { tenants.values.sorted { $0.id < $1.id } }
 
     /// The result of reading the tenants folder.
     public struct Reload: Sendable {
@@ -166,7 +158,6 @@ public struct TenantCatalog: Sendable {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         return FileSignature(
-            modification: timespec_compat(seconds: info.st_mtim.tv_sec, nanoseconds: info.st_mtim.tv_nsec),
-            size: Int64(info.st_size), inode: UInt64(info.st_ino))
+            modifiedSeconds: info.st_mtim.tv_sec, modifiedNanoseconds: info.st_mtim.tv_nsec, size: Int64(info.st_size), inode: UInt64(info.st_ino))
     }
 }

@@ -2,6 +2,7 @@
 public enum ConfigurationValues {
     /// Parses `500ms`, `30s`, `15m`, `12h`, `30d` and compounds such as `1h30m`.
     public static func duration(_ text: String) -> Duration? {
+        // "ms" comes before "m" so that the longer suffix wins.
         let units: [(suffix: String, milliseconds: Int64)] = [
             ("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000),
         ]
@@ -12,9 +13,7 @@ public enum ConfigurationValues {
             let digits = rest.prefix(while: { $0.isASCII && $0.isNumber })
             guard !digits.isEmpty, digits.count <= 12, let amount = Int64(digits) else { return nil }
             rest = rest.dropFirst(digits.count)
-            // "ms" must be tried before "m".
-            guard let unit = units.sorted(by: { $0.suffix.count > $1.suffix.count }).first(where: { rest.hasPrefix($0.suffix) })
-            else { return nil }
+            guard let unit = units.first(where: { rest.hasPrefix($0.suffix) }) else { return nil }
             rest = rest.dropFirst(unit.suffix.count)
             total += amount * unit.milliseconds
         }

@@ -45,12 +45,15 @@ public struct GatewayConfiguration: Sendable {
     public var limits = Limits()
     /// Whether one access-log line is written per request. Gatehouse extension.
     public var accessLog = true
+    /// Whether the tenants folder is polled for changes (SIGHUP always reloads). Gatehouse extension.
+    public var watchTenants = true
 
     /// The scheme clients use to reach the public listener.
     public var publicScheme: String { tls == nil ? "http" : "https" }
 
     static let allowedKeys = [
         "listen", "admin_listen", "tenants", "store", "master_key", "tls", "trusted_proxies", "limits", "access_log",
+        "watch_tenants",
     ]
 
     /// Parses the text of `config/gatehouse.yaml`; problems go to `reader`.
@@ -115,6 +118,7 @@ public struct GatewayConfiguration: Sendable {
         }
         if let node = mapping["limits"] { configuration.limits = limits(node, reader) }
         if let node = mapping["access_log"], let value = reader.bool(node, field: "access_log") { configuration.accessLog = value }
+        if let node = mapping["watch_tenants"], let value = reader.bool(node, field: "watch_tenants") { configuration.watchTenants = value }
         return configuration
     }
 

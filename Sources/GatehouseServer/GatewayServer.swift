@@ -15,6 +15,7 @@ public final class GatewayServer: Sendable {
     private let state: GatewayState
     private let pools: UpstreamPools
     private let quiescing: ServerQuiescingHelper
+    /// Held for a whole reload, so SIGHUP and the folder watcher never interleave their read-modify-write.
     private let catalog: NIOLockedValueBox<TenantCatalog>
     private let channels = NIOLockedValueBox<(public: Channel?, admin: Channel?)>((nil, nil))
     private let draining = NIOLockedValueBox(false)
@@ -85,14 +86,18 @@ public final class GatewayServer: Sendable {
     /// previous version, and its problems are logged as `file:line: message`.
     @discardableResult
     public func reloadTenants() -> TenantCatalog.Reload {
-        let previous = catalog.withLockedValue { $0 }
-        let reload = TenantCatalog.load(gateway: configuration, environment: environment, previous: previous)
+        let reload = catalog.withLockedValue { catalog in
+            let reload = TenantCatalog.load(gateway: configuration, environment: environment, previous: catalog)
+            if !reload.changed.isEmpty {
+                catalog = reload.catalog
+                state.replaceTenants(TenantDirectory(reload.catalog))
+            }
+            return reload
+        }
         for diagnostic in reload.diagnostics {
             logger.error("tenant file rejected, previous version kept", metadata: ["problem": "\(diagnostic)"])
         }
         guard !reload.changed.isEmpty else { return reload }
-        catalog.withLockedValue { $0 = reload.catalog }
-        state.replaceTenants(TenantDirectory(reload.catalog))
         logger.info("tenants reloaded", metadata: ["changed": "\(reload.changed.joined(separator: ","))", "tenants": "\(reload.catalog.tenants.count)"])
         return reload
     }

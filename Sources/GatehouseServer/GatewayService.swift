@@ -29,12 +29,14 @@ public struct GatewayService: Service {
                     server.reloadTenants()
                 }
             }
-            group.addTask {
+            if server.configuration.watchTenants {
+              group.addTask {
                 var watcher = FolderWatcher(path: server.configuration.tenantsDirectory)
                 while !Task.isCancelled {
                     try? await Task.sleep(for: pollInterval)
                     if watcher.hasChanged() { server.reloadTenants() }
                 }
+              }
             }
             try? await gracefulShutdown()
             group.cancelAll()

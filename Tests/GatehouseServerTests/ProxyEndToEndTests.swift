@@ -4,12 +4,8 @@ import Testing
 
 /// The proxy path through real sockets: gateway on loopback, echo upstream, raw HTTP client.
 @Suite(.serialized) struct ProxyEndToEndTests {
-    private func withGateway(_ body: (TestGateway) async throws -> Void) async throws {
-        try await TestGateway.with(gatewayExtra: testLimits, body)
-    }
-
     @Test func forwardsAndRewritesHeaders() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let response = try request(
                 port: gateway.port, "/hello?x=1&y=%2F", headers: [
                     ("X-User-Id", "forged"), ("x-user-roles", "admin"), ("X-Identity-Assertion", "forged"), ("Connection", "X-Secret"),
@@ -33,8 +29,24 @@ import Testing
         }
     }
 
+    @Test func trustedProxiesAreDecidedByThePeerAddress() async throws {
+        let headers = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "public.example")]
+        try await TestGateway.with(gatewayExtra: "trusted_proxies: [127.0.0.0/8]\n") { gateway in
+            let seen = try request(port: gateway.port, "/", headers: headers).echoedHeaders
+            #expect(seen["x-forwarded-for"] == "203.0.113.9, 127.0.0.1", "a trusted peer's chain is extended")
+            #expect(seen["x-forwarded-proto"] == "https")
+            #expect(seen["x-forwarded-host"] == "public.example")
+        }
+        try await TestGateway.with(gatewayExtra: "trusted_proxies: [10.0.0.0/8, \"::1\"]\n") { gateway in
+            let seen = try request(port: gateway.port, "/", headers: headers).echoedHeaders
+            #expect(seen["x-forwarded-for"] == "127.0.0.1", "an untrusted peer's claims are replaced")
+            #expect(seen["x-forwarded-proto"] == "http")
+            #expect(seen["x-forwarded-host"] == "acme.test")
+        }
+    }
+
     @Test func keepsASaneRequestIDAndReplacesAnInsaneOne() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let sane = try request(port: gateway.port, "/", headers: [("X-Request-Id", "trace-123")])
             #expect(sane.header("x-request-id") == "trace-123")
             #expect(sane.echoedHeaders["x-request-id"] == "trace-123")
@@ -45,7 +57,7 @@ import Testing
     }
 
     @Test func stripPrefixForwardsTheRest() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let response = try request(port: gateway.port, "/api/orders?x=1")
             #expect(response.json["path"] as? String == "/orders")
             #expect(response.json["query"] as? String == "x=1")
@@ -53,7 +65,7 @@ import Testing
     }
 
     @Test func tenantResolution() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let unknown = try request(port: gateway.port, "/", host: "unknown.test")
             #expect(unknown.status == 404)
             #expect(unknown.header("content-type") == "application/problem+json")
@@ -68,7 +80,7 @@ import Testing
     }
 
     @Test func pathNormalisationIsUsedForMatchingAndForwarding() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let dotted = try request(port: gateway.port, "/api/../admin")
             #expect(dotted.status == 200)
             #expect(dotted.json["path"] as? String == "/admin", "resolved once, forwarded as matched (route /)")
@@ -86,7 +98,7 @@ import Testing
     }
 
     @Test func reservedPrefixesAreNeverForwarded() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let response = try request(port: gateway.port, "/auth/anything")
             #expect(response.status == 404)
             #expect(response.json["path"] == nil, "not an echo")
@@ -95,7 +107,7 @@ import Testing
     }
 
     @Test func methodsPolicyAndAllow() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let denied = try request(port: gateway.port, "/api/admin/users", method: "DELETE")
             #expect(denied.status == 405)
             #expect(denied.header("allow") == "GET, HEAD, POST")
@@ -109,7 +121,7 @@ import Testing
     }
 
     @Test func bodiesAreForwardedIntactAndLimited() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let body = String(repeating: "abcdefgh", count: 4096)  // 32 KiB
             let posted = try request(port: gateway.port, "/upload", method: "POST", body: body)
             #expect(posted.json["body_length"] as? Int == 32768)
@@ -136,7 +148,7 @@ import Testing
     }
 
     @Test func expectContinue() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let connection = try RawConnection(port: gateway.port)
             try connection.send("POST /upload HTTP/1.1\r\nHost: acme.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
             let interim = try connection.readResponse()
@@ -154,7 +166,7 @@ import Testing
     }
 
     @Test func keepAliveServesManyRequestsOnOneConnection() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let connection = try RawConnection(port: gateway.port)
             for index in 0..<20 {
                 try connection.send("GET /n\(index) HTTP/1.1\r\nHost: acme.test\r\n\r\n")
@@ -169,7 +181,7 @@ import Testing
     }
 
     @Test func hopByHopResponseHeadersAreDropped() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let response = try request(port: gateway.port, "/hop")
             #expect(response.status == 200)
             #expect(response.header("x-up") == nil)
@@ -180,7 +192,7 @@ import Testing
     }
 
     @Test func webSocketUpgradeIsTunnelledOnlyWhenPolicyAllows() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let connection = try RawConnection(port: gateway.port)
             try connection.send(
                 "GET /ws HTTP/1.1\r\nHost: acme.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
@@ -199,7 +211,7 @@ import Testing
     }
 
     @Test func accessLogHasOneLinePerRequestAndNoSecrets() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             _ = try request(
                 port: gateway.port, "/logged?token=query-secret",
                 headers: [("Authorization", "Bearer very-secret-token"), ("Cookie", "gatehouse_session=cookie-secret"), ("X-Request-Id", "log-check-1")])

@@ -4,12 +4,8 @@ import Testing
 
 /// What the client sees when the client, the network or the upstream misbehaves.
 @Suite(.serialized) struct ProxyFailureTests {
-    private func withGateway(_ body: (TestGateway) async throws -> Void) async throws {
-        try await TestGateway.with(gatewayExtra: testLimits, body)
-    }
-
     @Test func upstreamDownIs502() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let response = try request(port: gateway.port, "/down")
             #expect(response.status == 502)
             #expect(response.header("content-type") == "application/problem+json")
@@ -18,7 +14,7 @@ import Testing
     }
 
     @Test func upstreamThatNeverAnswersIs504() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let started = Date()
             let response = try request(port: gateway.port, "/silent")
             #expect(response.status == 504)
@@ -27,10 +23,11 @@ import Testing
         }
     }
 
-    @Test func upstreamClosingMidBodyEndsTheClientConnection() async throws {
-        try await withGateway { gateway in
+    @Test(arguments: ["/cut", "/reset"])
+    func upstreamEndingMidBodyEndsTheClientConnection(path: String) async throws {
+        try await withAcmeGateway { gateway in
             let connection = try RawConnection(port: gateway.port)
-            try connection.send("GET /cut HTTP/1.1\r\nHost: acme.test\r\n\r\n")
+            try connection.send("GET \(path) HTTP/1.1\r\nHost: acme.test\r\n\r\n")
             #expect(throws: RawConnection.Closed.self, "the client must not get a short body passed off as complete") {
                 _ = try connection.readResponse()
             }
@@ -39,8 +36,19 @@ import Testing
         }
     }
 
+    @Test func idleKeepAliveConnectionsAreClosed() async throws {
+        try await TestGateway.with(gatewayExtra: testLimits + "  idle_timeout: 1s\n") { gateway in
+            let connection = try RawConnection(port: gateway.port)
+            try connection.send("GET / HTTP/1.1\r\nHost: acme.test\r\n\r\n")
+            #expect(try connection.readResponse().status == 200)
+            let started = Date()
+            #expect(connection.isClosedByPeer())
+            #expect(Date().timeIntervalSince(started) < 5, "closed by the idle timeout, not by the read timeout")
+        }
+    }
+
     @Test func aStalePooledConnectionIsRetriedOnceForIdempotentRequests() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let connection = try RawConnection(port: gateway.port)
             for _ in 0..<3 {
                 try connection.send("GET /flaky HTTP/1.1\r\nHost: acme.test\r\n\r\n")
@@ -57,7 +65,7 @@ import Testing
     }
 
     @Test func slowRequestHeadTimesOut() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let connection = try RawConnection(port: gateway.port)
             try connection.send("GET / HTTP/1.1\r\nHost: acme.test\r\n")
             for _ in 0..<3 {
@@ -71,14 +79,14 @@ import Testing
     }
 
     @Test func silentConnectionIsClosed() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let connection = try RawConnection(port: gateway.port)
             #expect(connection.isClosedByPeer(), "a connection that never sends a head is closed after the head timeout")
         }
     }
 
     @Test func oversizedHeadIs431() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let response = try request(port: gateway.port, "/", headers: [("X-Big", String(repeating: "b", count: 20 * 1024))])
             #expect(response.status == 431)
             #expect(response.header("content-type") == "application/problem+json")
@@ -86,7 +94,7 @@ import Testing
     }
 
     @Test func malformedRequestsGet400() async throws {
-        try await withGateway { gateway in
+        try await withAcmeGateway { gateway in
             let garbage = try RawConnection(port: gateway.port)
             try garbage.send("NOT HTTP AT ALL\r\n\r\n")
             #expect(try garbage.readResponse().status == 400)

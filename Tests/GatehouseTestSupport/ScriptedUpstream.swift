@@ -5,8 +5,10 @@ import NIOPosix
 public enum UpstreamBehaviour: Sendable {
     /// Reads the request and never answers.
     case silent
-    /// Starts a 100,000-byte body, sends 1,000 bytes of it, then closes the connection.
+    /// Starts a 100,000-byte body, sends 1,000 bytes of it, then closes the connection (FIN).
     case closeMidBody
+    /// The same, but aborts the connection with a TCP reset (RST) instead of closing it.
+    case resetMidBody
     /// Accepts a WebSocket upgrade with 101, then echoes every byte back.
     case upgradeAndEcho
     /// Answers the first request of each connection (keep-alive), then closes when a second one arrives:
@@ -81,9 +83,16 @@ final class ScriptedUpstreamHandler: ChannelInboundHandler {
         switch behaviour {
         case .silent:
             break
-        case .closeMidBody:
+        case .closeMidBody, .resetMidBody:
             write("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + String(repeating: "x", count: 1000), context: context)
-            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(50)) { context.close(promise: nil) }
+            let reset = if case .resetMidBody = behaviour { true } else { false }
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(50)) {
+                if reset, let options = context.channel as? SocketOptionProvider {
+                    // SO_LINGER with a zero timeout makes close() send RST; on the loop it applies at once.
+                    _ = options.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+                }
+                context.close(promise: nil)
+            }
         case .upgradeAndEcho:
             write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", context: context)
             tunnelling = true

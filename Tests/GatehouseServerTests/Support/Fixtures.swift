@@ -10,6 +10,7 @@ let acmeTenant = """
       - {path: /silent, upstream: "{{SILENT}}", require: public}
       - {path: /down, upstream: "http://127.0.0.1:1", require: public}
       - {path: /cut, upstream: "{{CUT}}", require: public}
+      - {path: /reset, upstream: "{{RESET}}", require: public}
       - {path: /ws, upstream: "{{WS}}", require: public}
       - {path: /ws-private, upstream: "{{WS}}"}
       - {path: /flaky, upstream: "{{FLAKY}}", require: public}
@@ -18,7 +19,7 @@ let acmeTenant = """
     """
 
 let acmeUpstreams: [String: UpstreamBehaviour] = [
-    "SILENT": .silent, "CUT": .closeMidBody, "WS": .upgradeAndEcho, "FLAKY": .closeOnSecondRequest, "HOP": .hopByHopHeaders,
+    "SILENT": .silent, "CUT": .closeMidBody, "RESET": .resetMidBody, "WS": .upgradeAndEcho, "FLAKY": .closeOnSecondRequest, "HOP": .hopByHopHeaders,
 ]
 
 let testLimits = """
@@ -30,3 +31,8 @@ let testLimits = """
       max_header_bytes: 16KiB
 
     """
+
+/// Runs `body` against a gateway serving `acmeTenant` with `testLimits`.
+func withAcmeGateway(_ body: (TestGateway) async throws -> Void) async throws {
+    try await TestGateway.with(gatewayExtra: testLimits, body)
+}
