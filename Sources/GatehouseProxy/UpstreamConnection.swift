@@ -24,7 +24,8 @@ public final class UpstreamConnection {
     /// Whether this connection already served a request: only then may a failure before any response
     /// byte be a stale keep-alive connection worth one retry.
     public internal(set) var isReused = false
-    var idleTimer: Scheduled<Void>?
+    /// When the connection went back to the pool; nil while leased.
+    var idleSince: NIODeadline?
 
     init(channel: Channel, handler: UpstreamConnectionHandler, key: UpstreamKey) {
         self.channel = channel

@@ -32,6 +32,9 @@ public final class UpstreamConnectionPool {
     private let configuration: Configuration
     private var idle: [UpstreamKey: [UpstreamConnection]] = [:]
     private var isClosed = false
+    /// One sweeper for the whole pool: a timer per released connection would cost a schedule and a cancel on
+    /// every request.
+    private var sweeper: Scheduled<Void>?
 
     public init(eventLoop: EventLoop, configuration: Configuration) {
         self.eventLoop = eventLoop
@@ -43,10 +46,9 @@ public final class UpstreamConnectionPool {
         eventLoop.preconditionInEventLoop()
         let key = UpstreamKey(host: upstream.host, port: upstream.port)
         if !forceNew {
-            while var stack = idle[key], let connection = stack.popLast() {
-                idle[key] = stack.isEmpty ? nil : stack
-                connection.idleTimer?.cancel()
-                connection.idleTimer = nil
+            // Popped in place: copying the stack out of the dictionary would copy its storage on every request.
+            while let connection = idle[key]?.popLast() {
+                connection.idleSince = nil
                 if connection.isActive {
                     connection.isReused = true
                     return .ready(connection)
@@ -65,10 +67,37 @@ public final class UpstreamConnectionPool {
             connection.close()
             return
         }
+        connection.idleSince = .now()
         idle[connection.key, default: []].append(connection)
-        connection.idleTimer = eventLoop.assumeIsolated().scheduleTask(in: configuration.idleTimeout) { [weak self, weak connection] in
-            guard let self, let connection else { return }
-            self.remove(connection)
+        startSweeperIfNeeded()
+    }
+
+    /// Closes connections idle for longer than `idleTimeout`, checking a few times per timeout period while any
+    /// connection is idle.
+    private func startSweeperIfNeeded() {
+        guard sweeper == nil, !isClosed else { return }
+        let period = TimeAmount.nanoseconds(max(configuration.idleTimeout.nanoseconds / 4, TimeAmount.milliseconds(10).nanoseconds))
+        sweeper = eventLoop.assumeIsolated().scheduleTask(in: period) { [weak self] in
+            guard let self else { return }
+            self.sweeper = nil
+            self.evictExpired(now: .now())
+            if !self.idle.isEmpty { self.startSweeperIfNeeded() }
+        }
+    }
+
+    private func evictExpired(now: NIODeadline) {
+        var expired: [UpstreamConnection] = []
+        for (key, stack) in idle {
+            // The stack is ordered by release time, so the oldest connections are at the bottom.
+            let keep = stack.filter { connection in
+                guard let since = connection.idleSince, now - since >= configuration.idleTimeout else { return true }
+                expired.append(connection)
+                return false
+            }
+            if keep.count != stack.count { idle[key] = keep.isEmpty ? nil : keep }
+        }
+        for connection in expired {
+            connection.idleSince = nil
             connection.close()
         }
     }
@@ -77,18 +106,19 @@ public final class UpstreamConnectionPool {
     public func closeAll() {
         eventLoop.preconditionInEventLoop()
         isClosed = true
+        sweeper?.cancel()
+        sweeper = nil
         let connections = idle.values.flatMap { $0 }
         idle.removeAll()
         for connection in connections {
-            connection.idleTimer?.cancel()
             connection.close()
         }
     }
 
     private func remove(_ connection: UpstreamConnection) {
-        guard var stack = idle[connection.key], let index = stack.firstIndex(where: { $0 === connection }) else { return }
-        stack.remove(at: index)
-        idle[connection.key] = stack.isEmpty ? nil : stack
+        guard let index = idle[connection.key]?.firstIndex(where: { $0 === connection }) else { return }
+        idle[connection.key]?.remove(at: index)
+        if idle[connection.key]?.isEmpty == true { idle[connection.key] = nil }
     }
 
     private func connect(_ key: UpstreamKey) -> EventLoopFuture<UpstreamConnection> {
@@ -110,8 +140,7 @@ public final class UpstreamConnectionPool {
             let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
             let connection = UpstreamConnection(channel: channel, handler: handler, key: key)
             handler.onClose = { [weak self, weak connection] in
-                guard let self, let connection else { return }
-                connection.idleTimer?.cancel()
+                guard let self, let connection, connection.idleSince != nil else { return }
                 self.remove(connection)
             }
             return connection
