@@ -17,12 +17,38 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // Parsing and validation of config/gatehouse.yaml and tenants/*.yaml.
         .target(
             name: "GatehouseConfiguration",
             dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // System libraries: argon2id (Debian libargon2-dev) and libxcrypt's bcrypt (libcrypt-dev).
+        .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
+        .systemLibrary(name: "CCrypt", pkgConfig: "libcrypt", providers: [.apt(["libcrypt-dev"])]),
+        // JWS signing and verification, keys, revocation and the verified-token cache. No I/O.
+        .target(
+            name: "GatehouseTokens",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        // Users, passwords, logins and the store (SQLite via GRDB), and the service that issues tokens.
+        .target(
+            name: "GatehouseIdentity",
+            dependencies: [
+                "GatehouseConfiguration",
+                "GatehouseTokens",
+                "CArgon2",
+                "CCrypt",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         // Tenant resolution, routing, path normalisation and the upstream side of forwarding.
         .target(
@@ -40,6 +66,8 @@ let package = Package(
             dependencies: [
                 "GatehouseConfiguration",
                 "GatehouseProxy",
+                "GatehouseIdentity",
+                "GatehouseTokens",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -65,6 +93,8 @@ let package = Package(
             name: "gatehouse",
             dependencies: [
                 "GatehouseConfiguration",
+                "GatehouseIdentity",
+                "GatehouseTokens",
                 "GatehouseServer",
                 "GatehouseEcho",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

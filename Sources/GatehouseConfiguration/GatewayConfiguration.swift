@@ -31,6 +31,15 @@ public struct GatewayConfiguration: Sendable {
         public init() {}
     }
 
+    /// argon2id parameters for new password hashes (`password_hashing:`). Gatehouse extension; the default is OWASP's.
+    public struct PasswordHashing: Sendable, Hashable {
+        public var memoryBytes = 19 * 1024 * 1024
+        public var iterations = 2
+        public var parallelism = 1
+
+        public init() {}
+    }
+
     /// The file this was read from.
     public var file: String
     public var listen = ListenAddress(host: "127.0.0.1", port: 8080)
@@ -43,6 +52,7 @@ public struct GatewayConfiguration: Sendable {
     public var tls: TLS?
     public var trustedProxies: [IPAddressRange] = []
     public var limits = Limits()
+    public var passwordHashing = PasswordHashing()
     /// Whether one access-log line is written per request. Gatehouse extension.
     public var accessLog = true
     /// Whether the tenants folder is polled for changes (SIGHUP always reloads). Gatehouse extension.
@@ -53,7 +63,7 @@ public struct GatewayConfiguration: Sendable {
 
     static let allowedKeys = [
         "listen", "admin_listen", "tenants", "store", "master_key", "tls", "trusted_proxies", "limits", "access_log",
-        "watch_tenants",
+        "watch_tenants", "password_hashing",
     ]
 
     /// Parses the text of `config/gatehouse.yaml`; problems go to `reader`.
@@ -117,6 +127,7 @@ public struct GatewayConfiguration: Sendable {
             }
         }
         if let node = mapping["limits"] { configuration.limits = limits(node, reader) }
+        if let node = mapping["password_hashing"] { configuration.passwordHashing = passwordHashing(node, reader) }
         if let node = mapping["access_log"], let value = reader.bool(node, field: "access_log") { configuration.accessLog = value }
         if let node = mapping["watch_tenants"], let value = reader.bool(node, field: "watch_tenants") { configuration.watchTenants = value }
         return configuration
@@ -174,5 +185,25 @@ public struct GatewayConfiguration: Sendable {
             reader.error(at: mapping["max_header_bytes"], "limits.max_header_bytes must be at least 1KiB")
         }
         return limits
+    }
+
+    private static func passwordHashing(_ node: Node, _ reader: ConfigurationReader) -> PasswordHashing {
+        var hashing = PasswordHashing()
+        guard let mapping = reader.mapping(node, context: "password_hashing", allowedKeys: ["memory", "iterations", "parallelism"]) else {
+            return hashing
+        }
+        if let node = mapping["memory"], let value = reader.byteCount(node, field: "password_hashing.memory") {
+            if value < 1024 * 1024 || value > 1024 * 1024 * 1024 {
+                reader.error(at: node, "password_hashing.memory must be between 1MiB and 1GiB")
+            }
+            hashing.memoryBytes = value
+        }
+        if let node = mapping["iterations"], let value = reader.integer(node, field: "password_hashing.iterations", range: 1...100) {
+            hashing.iterations = value
+        }
+        if let node = mapping["parallelism"], let value = reader.integer(node, field: "password_hashing.parallelism", range: 1...64) {
+            hashing.parallelism = value
+        }
+        return hashing
     }
 }

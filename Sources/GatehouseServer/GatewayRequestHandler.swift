@@ -18,6 +18,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         /// The gateway answered itself; request parts are dropped until `.end`.
         case answered(closeAfterRequest: Bool)
         case exchanging(ProxyExchange)
+        /// A request to one of the gateway's own endpoints: collecting its body, then waiting for the answer.
+        case endpoint(EndpointCall)
         /// The connection became a byte tunnel (WebSocket); this handler is on its way out.
         case tunnelling
         case closed
@@ -164,9 +166,34 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         if let reserved = RouteConfiguration.reservedPrefixes.first(where: { RoutePath.isPrefix($0, of: target.path) }) {
-            reject(
-                ProblemResponse(.notFound, "There is no gateway endpoint at '\(target.path)' (\(reserved) is reserved for the gateway)."),
-                tenant: tenant, path: target.path)
+            guard let methods = AuthEndpoints.methods[target.path] else {
+                reject(
+                    ProblemResponse(.notFound, "There is no gateway endpoint at '\(target.path)' (\(reserved) is reserved for the gateway)."),
+                    tenant: tenant, path: target.path)
+                return
+            }
+            guard methods.contains(head.method) else {
+                let allow = methods.map(\.rawValue).joined(separator: ", ")
+                reject(
+                    ProblemResponse(.methodNotAllowed, "'\(target.path)' allows \(allow).", headers: [("Allow", allow)]),
+                    tenant: tenant, path: target.path)
+                return
+            }
+            let limit = state.configuration.limits.authBodyBytes
+            if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > limit {
+                reject(
+                    ProblemResponse(
+                        .payloadTooLarge, "The request body is \(declared) bytes; the limit for gateway endpoints is \(limit) bytes.",
+                        closeConnection: true),
+                    tenant: tenant, path: target.path)
+                return
+            }
+            phase = .endpoint(
+                EndpointCall(head: head, tenant: tenant, path: target.path, requestID: requestID, start: start,
+                    body: context.channel.allocator.buffer(capacity: 0)))
+            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
             return
         }
         guard let route = tenant.routes.match(target.path) else {
@@ -236,6 +263,22 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func receiveRequestBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        if case .endpoint(let call) = phase, !call.dispatched {
+            var buffer = buffer
+            let limit = state.configuration.limits.authBodyBytes
+            guard call.body.readableBytes + buffer.readableBytes <= limit else {
+                phase = .answered(closeAfterRequest: true)
+                send(
+                    ProblemResponse(.payloadTooLarge, "The request body is larger than the limit of \(limit) bytes.", closeConnection: true),
+                    version: call.head.version, requestID: call.requestID, isHead: false, context: context)
+                logEntry(
+                    tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: 413, upstream: nil,
+                    start: call.start, requestID: call.requestID, bytes: 0)
+                return
+            }
+            call.body.writeBuffer(&buffer)
+            return
+        }
         guard case .exchanging(let exchange) = phase else { return }
         exchange.requestBodyBytes += buffer.readableBytes
         let limit = state.configuration.limits.maxBodyBytes
@@ -256,6 +299,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func receiveRequestEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
         switch phase {
+        case .endpoint(let call):
+            dispatch(call, context: context)
         case .answered(let closeAfterRequest):
             if closeAfterRequest {
                 context.close(promise: nil)
@@ -274,6 +319,43 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         default:
             break
         }
+    }
+
+    // MARK: Gateway endpoints
+
+    /// Runs an endpoint off the event loop (it may hash a password or touch the store) and writes its answer
+    /// back on this loop, unless the client went away meanwhile.
+    private func dispatch(_ call: EndpointCall, context: ChannelHandlerContext) {
+        call.dispatched = true
+        let request = EndpointRequest(method: call.head.method, path: call.path, headers: call.head.headers, body: call.body)
+        let endpoints = state.endpoints
+        let tenant = call.tenant
+        let promise = context.eventLoop.makePromise(of: EndpointResponse.self)
+        promise.completeWithTask { await endpoints.handle(request, tenant: tenant) }
+        promise.futureResult.assumeIsolated().whenSuccess { [self] response in
+            guard case .endpoint(let current) = phase, current === call, let context = self.context else { return }
+            respond(to: call, with: response, context: context)
+        }
+    }
+
+    private func respond(to call: EndpointCall, with response: EndpointResponse, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
+        if !headers.contains(name: "cache-control") { headers.add(name: "Cache-Control", value: "no-store") }
+        headers.add(name: "X-Request-Id", value: call.requestID)
+        let body = context.channel.allocator.buffer(string: response.body)
+        if response.status != .noContent { headers.add(name: "Content-Length", value: String(body.readableBytes)) }
+        let keepAlive = call.head.isKeepAlive
+        if !keepAlive && !isHTTP2 { headers.add(name: "Connection", value: "close") }
+        logEntry(
+            tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: response.status.code,
+            upstream: nil, start: call.start, requestID: call.requestID, bytes: body.readableBytes)
+        // The phase changes before `.end` is written, which may deliver the next pipelined request at once.
+        if keepAlive { becomeIdle(context: context) } else { phase = .closed }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: call.head.version, status: response.status, headers: headers))), promise: nil)
+        if call.head.method != .HEAD && body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if !keepAlive { context.close(promise: nil) }
     }
 
     // MARK: Upstream
@@ -555,6 +637,27 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         default:
             return String(describing: error)
         }
+    }
+}
+
+/// A request to a gateway endpoint, from its head to the answer.
+final class EndpointCall {
+    let head: HTTPRequestHead
+    let tenant: Tenant
+    let path: String
+    let requestID: String
+    let start: NIODeadline
+    var body: ByteBuffer
+    /// The body is complete and the endpoint is running.
+    var dispatched = false
+
+    init(head: HTTPRequestHead, tenant: Tenant, path: String, requestID: String, start: NIODeadline, body: ByteBuffer) {
+        self.head = head
+        self.tenant = tenant
+        self.path = path
+        self.requestID = requestID
+        self.start = start
+        self.body = body
     }
 }
 

@@ -1,4 +1,5 @@
 import GatehouseConfiguration
+import GatehouseIdentity
 import GatehouseProxy
 import Logging
 import NIOConcurrencyHelpers
@@ -19,6 +20,8 @@ public final class GatewayServer: Sendable {
     private let catalog: NIOLockedValueBox<TenantCatalog>
     private let channels = NIOLockedValueBox<(public: Channel?, admin: Channel?)>((nil, nil))
     private let draining = NIOLockedValueBox(false)
+    /// Keeps revocations and keys in step with the store (the CLI and other replicas write there too).
+    private let storeSync = NIOLockedValueBox<Task<Void, Never>?>(nil)
     private let logger: Logger
 
     /// - Parameters:
@@ -26,14 +29,15 @@ public final class GatewayServer: Sendable {
     public init(
         configuration: LoadedConfiguration, environment: [String: String], group: EventLoopGroup, logger: Logger,
         accessLogOutput: (@Sendable ([UInt8]) -> Void)? = nil
-    ) {
+    ) throws {
+        let identity = try IdentityBootstrap.open(configuration.gateway) { warning in logger.warning("\(warning)") }
         self.configuration = configuration.gateway
         self.environment = environment
         self.group = group
         self.logger = logger
         let accessLog = configuration.gateway.accessLog ? AccessLogger(output: accessLogOutput ?? AccessLogger.writeToStandardOutput) : nil
         self.state = GatewayState(
-            configuration: configuration.gateway, tenants: TenantDirectory(configuration.tenants), accessLog: accessLog)
+            configuration: configuration.gateway, tenants: TenantDirectory(configuration.tenants), identity: identity, accessLog: accessLog)
         let limits = configuration.gateway.limits
         self.pools = UpstreamPools(
             group: group,
@@ -42,8 +46,28 @@ public final class GatewayServer: Sendable {
         self.catalog = NIOLockedValueBox(configuration.tenants)
     }
 
-    /// Binds both listeners.
+    /// Loads the tenants' keys and the revocations, then binds both listeners.
     public func start() async throws {
+        let identity = state.identity
+        try await identity.keys.setTenants(Array(catalog.withLockedValue { $0.tenants.values }))
+        let revocationCursor = try await identity.syncRevocations(after: 0)
+        let logger = self.logger
+        storeSync.withLockedValue { task in
+            task = Task {
+                var cursor = revocationCursor
+                var ticks = 0
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    do {
+                        cursor = try await identity.syncRevocations(after: cursor)
+                        ticks += 1
+                        if ticks % 5 == 0 { try await identity.keys.reload() }
+                    } catch {
+                        logger.warning("cannot sync with the identity store", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+        }
         let publicChannel = try await PublicListener(state: state, pools: pools, group: group, quiescing: quiescing).bind()
         let adminAddress = (configuration.adminListen.host, configuration.adminListen.port)
         let draining = self.draining
@@ -91,6 +115,9 @@ public final class GatewayServer: Sendable {
             if !reload.changed.isEmpty {
                 catalog = reload.catalog
                 state.replaceTenants(TenantDirectory(reload.catalog))
+                let keys = state.identity.keys
+                let tenants = Array(reload.catalog.tenants.values)
+                Task { try? await keys.setTenants(tenants) }
             }
             return reload
         }
@@ -120,6 +147,8 @@ public final class GatewayServer: Sendable {
         deadline.cancel()
         for future in pools.closeAll() { try? await future.get() }
         try? await adminChannel?.close()
+        storeSync.withLockedValue { $0?.cancel() }
+        try? await state.identity.shutdown()
         state.accessLog?.flush()
         logger.info("gatehouse stopped")
     }

@@ -1,19 +1,27 @@
 import GatehouseConfiguration
+import GatehouseIdentity
 import GatehouseProxy
+import GatehouseTokens
 import NIOConcurrencyHelpers
 import NIOCore
 
 /// What every connection of the public listener shares: the configuration, the current tenants (swapped
-/// atomically on reload), the policy and the access log.
+/// atomically on reload), the policy, the identity endpoints and the access log.
 final class GatewayState: Sendable {
     let configuration: GatewayConfiguration
     private let directory: NIOLockedValueBox<TenantDirectory>
-    let authorizer = RouteAuthorizer()
+    let identity: IdentityService
+    let authorizer: RouteAuthorizer
+    let endpoints: AuthEndpoints
     let accessLog: AccessLogger?
 
-    init(configuration: GatewayConfiguration, tenants: TenantDirectory, accessLog: AccessLogger?) {
+    init(configuration: GatewayConfiguration, tenants: TenantDirectory, identity: IdentityService, accessLog: AccessLogger?) {
         self.configuration = configuration
         self.directory = NIOLockedValueBox(tenants)
+        self.identity = identity
+        let validator = TokenValidator(keys: identity.keys.directory, revocations: identity.revocations, cache: VerifiedTokenCache())
+        self.authorizer = RouteAuthorizer(validator: validator)
+        self.endpoints = AuthEndpoints(identity: identity, authorizer: authorizer)
         self.accessLog = accessLog
     }
 

@@ -1,28 +1,145 @@
+import Foundation
 import GatehouseConfiguration
 import GatehouseProxy
+import GatehouseTokens
 import NIOHTTP1
 
 /// What the policy step (§6.3) decided about one request.
 enum AuthorizationDecision {
-    /// Forward, injecting these identity headers (none for an anonymous request on a public route).
+    /// Forward, injecting these headers (identity headers, and `X-Identity-Assertion` when the route asks).
+    /// None for an anonymous request on a public route.
     case allow(identityHeaders: [(String, String)])
     case deny(ProblemResponse)
 }
 
-/// The one place where a route's `require` is enforced.
-///
-/// Until identities exist (tokens and sessions come with the identity issue) nothing carries a valid
-/// identity, so only `public` routes pass and every other route answers 401 with a Bearer challenge.
+/// The credentials a request carries.
+enum PresentedCredential {
+    case none
+    case bearer(String)
+    /// An `Authorization: Bearer` header without a usable token (empty, or not token68).
+    case malformedBearer
+}
+
+/// The outcome of authenticating one request.
+enum Authentication {
+    case anonymous
+    case valid(AccessTokenClaims)
+    case invalid(TokenRejection)
+}
+
+/// Enforces a route's `require` (§6.3), synchronously on the event loop: a hot token costs a cache lookup.
 struct RouteAuthorizer: Sendable {
+    let validator: TokenValidator
+
     func authorize(_ head: HTTPRequestHead, tenant: Tenant, route: Route) -> AuthorizationDecision {
-        switch route.requirement {
-        case .public:
+        let outcome = authenticate(head, tenant: tenant)
+        switch (route.requirement, outcome) {
+        case (.public, .valid(let claims)):
+            return .allow(identityHeaders: forwardedIdentity(claims, tenant: tenant, route: route))
+        case (.public, _):
+            // An invalid token on a public route is ignored: the request goes on anonymously.
             return .allow(identityHeaders: [])
-        case .authenticated, .anyRole:
+        case (_, .valid(let claims)):
+            if case .anyRole(let roles) = route.requirement, !claims.roles.contains(where: roles.contains) {
+                return .deny(
+                    ProblemResponse(
+                        .forbidden, "This route requires one of the roles: \(roles.joined(separator: ", ")).",
+                        headers: [("WWW-Authenticate", Self.challenge(tenant, error: "insufficient_scope"))]))
+            }
+            return .allow(identityHeaders: forwardedIdentity(claims, tenant: tenant, route: route))
+        case (_, .anonymous):
             return .deny(
                 ProblemResponse(
                     .unauthorized, "This route requires authentication: send Authorization: Bearer <access token>.",
-                    headers: [("WWW-Authenticate", "Bearer realm=\"\(tenant.id)\"")]))
+                    headers: [("WWW-Authenticate", Self.challenge(tenant, error: nil))]))
+        case (_, .invalid(let rejection)):
+            return .deny(Self.invalidToken(rejection, tenant: tenant))
         }
     }
+
+    /// Who the request's bearer token says the caller is.
+    func authenticate(_ head: HTTPRequestHead, tenant: Tenant) -> Authentication {
+        switch Self.credential(in: head.headers) {
+        case .none: return .anonymous
+        case .malformedBearer: return .invalid(.malformed)
+        case .bearer(let token):
+            switch validator.validate(token, for: Self.expectations(tenant)) {
+            case .success(let claims): return .valid(claims)
+            case .failure(let rejection): return .invalid(rejection)
+            }
+        }
+    }
+
+    static func expectations(_ tenant: Tenant) -> TokenExpectations {
+        let configuration = tenant.configuration
+        return TokenExpectations(
+            tenant: configuration.id, issuer: configuration.issuer, audience: configuration.audience,
+            clockSkewSeconds: Int64(configuration.tokens.clockSkew.components.seconds))
+    }
+
+    static func credential(in headers: HTTPHeaders) -> PresentedCredential {
+        guard let value = headers.first(name: "authorization") else { return .none }
+        let trimmed = value.drop(while: { $0 == " " })
+        guard trimmed.count >= 6, trimmed.prefix(6).lowercased() == "bearer" else { return .none }
+        let token = trimmed.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty, !token.contains(" ") else { return .malformedBearer }
+        return .bearer(token)
+    }
+
+    static func challenge(_ tenant: Tenant, error: String?) -> String {
+        var value = "Bearer realm=\"\(tenant.id)\""
+        if let error { value += ", error=\"\(error)\"" }
+        return value
+    }
+
+    static func invalidToken(_ rejection: TokenRejection, tenant: Tenant) -> ProblemResponse {
+        ProblemResponse(
+            .unauthorized, rejection.description, headers: [("WWW-Authenticate", challenge(tenant, error: "invalid_token"))])
+    }
+
+    /// The tenant's identity headers from the token's claims, plus `X-Identity-Assertion` when the route asks.
+    private func forwardedIdentity(_ claims: AccessTokenClaims, tenant: Tenant, route: Route) -> [(String, String)] {
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(tenant.configuration.identityHeaders.count + 1)
+        for header in tenant.configuration.identityHeaders {
+            guard let value = claims.value(of: header.claim) else { continue }
+            headers.append((header.name, Self.headerSafe(value)))
+        }
+        if route.configuration.identityAssertion, let assertion = identityAssertion(claims, tenant: tenant, route: route) {
+            headers.append(("X-Identity-Assertion", assertion))
+        }
+        return headers
+    }
+
+    /// A 60-second JWT for the upstream, signed by the tenant's key, with the upstream's origin as audience, so a
+    /// backend can verify the identity with the JWKS instead of trusting headers.
+    private func identityAssertion(_ claims: AccessTokenClaims, tenant: Tenant, route: Route) -> String? {
+        guard let key = validator.keys.ring(for: tenant.id).signingKey, key.algorithm != .hs256 else { return nil }
+        let now = Int64(Date().timeIntervalSince1970)
+        let assertion = IdentityAssertionClaims(
+            iss: claims.iss, aud: route.upstream.origin, sub: claims.sub, email: claims.email, name: claims.name, roles: claims.roles,
+            tenant: claims.tenant, sid: claims.sid, iat: now, exp: now + 60, jti: UUID().uuidString.lowercased())
+        return try? CompactJWS.sign(assertion, with: key, type: "JWT")
+    }
+
+    /// Control characters never reach an injected header value (§5): they are dropped.
+    static func headerSafe(_ value: String) -> String {
+        guard value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return value }
+        return String(String.UnicodeScalarView(value.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }))
+    }
+}
+
+/// The claims of `X-Identity-Assertion`.
+struct IdentityAssertionClaims: Encodable {
+    var iss: String
+    var aud: String
+    var sub: String
+    var email: String
+    var name: String
+    var roles: [String]
+    var tenant: String
+    var sid: String
+    var iat: Int64
+    var exp: Int64
+    var jti: String
 }

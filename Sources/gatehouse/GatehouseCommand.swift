@@ -50,7 +50,7 @@ struct Serve: AsyncParsableCommand {
         // GATEHOUSE_THREADS overrides the number of event loops (default: one per core).
         let threads = environment["GATEHOUSE_THREADS"].flatMap(Int.init).map { max(1, $0) } ?? System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let server = GatewayServer(configuration: loaded, environment: environment, group: group, logger: logger)
+        let server = try GatewayServer(configuration: loaded, environment: environment, group: group, logger: logger)
         var configuration = ServiceGroupConfiguration(
             services: [.init(service: GatewayService(server: server, logger: logger))],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -46,7 +46,7 @@ final class TestGateway {
         }
         let loaded = try ConfigurationLoader.load(configPath: root.appendingPathComponent("config/gatehouse.yaml").path, environment: [:]).get()
         let accessLog = NIOLockedValueBox<[UInt8]>([])
-        let server = GatewayServer(
+        let server = try GatewayServer(
             configuration: loaded, environment: [:], group: group, logger: Logger(label: "test"),
             accessLogOutput: { bytes in accessLog.withLockedValue { $0 += bytes } })
         try await server.start()

@@ -1,0 +1,38 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A bounded pool for slow, blocking work (password hashing): one thread per core and a bounded queue. When the
+/// queue is full the work is refused at once, so a login flood gets 503s instead of starving the proxy.
+public final class HashingPool: Sendable {
+    public struct Overloaded: Error, CustomStringConvertible {
+        public var description: String { "too many password checks are queued" }
+    }
+
+    private let threads: NIOThreadPool
+    private let inFlight = Mutex(0)
+    /// Jobs running or waiting, at most.
+    public let capacity: Int
+
+    public init(threads: Int = System.coreCount, queueLength: Int? = nil) {
+        self.threads = NIOThreadPool(numberOfThreads: max(1, threads))
+        self.capacity = max(1, threads) + (queueLength ?? max(1, threads) * 16)
+        self.threads.start()
+    }
+
+    /// Runs `body` on the pool, or throws ``Overloaded`` without waiting when the queue is full.
+    public func run<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
+        let admitted = inFlight.withLock { count in
+            guard count < capacity else { return false }
+            count += 1
+            return true
+        }
+        guard admitted else { throw Overloaded() }
+        defer { inFlight.withLock { $0 -= 1 } }
+        return try await threads.runIfActive(body)
+    }
+
+    public func shutdown() async throws {
+        try await threads.shutdownGracefully()
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import GatehouseConfiguration
+import GatehouseTokens
+import NIOCore
+
+/// Opens what the identity side needs from `config/gatehouse.yaml`: the store, the master key, the hashing pool
+/// and the service over them. The gateway and the command line open it the same way.
+public enum IdentityBootstrap {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Opens the configured store and builds the service. `warn` receives one-line warnings (a generated master key).
+    public static func open(
+        _ configuration: GatewayConfiguration, hashingThreads: Int = System.coreCount, warn: (String) -> Void
+    ) throws -> IdentityService {
+        let store: any IdentityStore
+        let dataDirectory: String
+        switch configuration.store {
+        case .sqlite(let path):
+            do {
+                store = try SQLiteIdentityStore(path: path)
+            } catch {
+                throw Failure(description: "\(configuration.file): cannot open the SQLite store at \(path): \(error)")
+            }
+            dataDirectory = (path as NSString).deletingLastPathComponent
+        case .postgres:
+            throw Failure(description: "\(configuration.file): the PostgreSQL store is not available in this build yet; use store: sqlite:PATH")
+        }
+        let masterKey = try masterKey(configuration, dataDirectory: dataDirectory, warn: warn)
+        let revocations = RevocationList()
+        let keys = SigningKeyManager(store: store, masterKey: masterKey)
+        let parameters = PasswordHasher.Parameters(
+            memoryKiB: UInt32(configuration.passwordHashing.memoryBytes / 1024), iterations: UInt32(configuration.passwordHashing.iterations),
+            parallelism: UInt32(configuration.passwordHashing.parallelism))
+        return IdentityService(
+            store: store, keys: keys, revocations: revocations, hasher: PasswordHasher(parameters: parameters),
+            pool: HashingPool(threads: hashingThreads))
+    }
+
+    /// `master_key` from the configuration; when it is empty, a key generated once into the data folder
+    /// (`master.key`, mode 0600), with a warning, so a first run just works.
+    static func masterKey(_ configuration: GatewayConfiguration, dataDirectory: String, warn: (String) -> Void) throws -> MasterKey {
+        if let configured = configuration.masterKey { return try MasterKey(base64: configured) }
+        let path = (dataDirectory as NSString).appendingPathComponent("master.key")
+        if let existing = FileManager.default.contents(atPath: path) {
+            do {
+                return try MasterKey(base64: String(decoding: existing, as: UTF8.self))
+            } catch {
+                throw Failure(description: "\(path): \(error)")
+            }
+        }
+        let generated = MasterKey.generateBase64()
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: path, contents: Data((generated + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw Failure(description: "cannot write a master key to \(path)")
+        }
+        warn("master_key is not set: generated one into \(path); set GATEHOUSE_MASTER_KEY for replicas and keep a copy safe")
+        return try MasterKey(base64: generated)
+    }
+}

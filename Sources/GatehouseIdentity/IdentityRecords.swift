@@ -1,0 +1,130 @@
+import Foundation
+
+/// A user of one tenant, as stored.
+public struct UserRecord: Sendable, Hashable {
+    public var id: String
+    public var tenant: String
+    /// As given at signup; matching uses ``emailKey``.
+    public var email: String
+    public var name: String
+    public var roles: [String]
+    public var passwordHash: String
+    public var disabled: Bool
+    /// Seconds since 1970.
+    public var createdAt: Int64
+
+    public init(
+        id: String = UUID().uuidString.lowercased(), tenant: String, email: String, name: String, roles: [String], passwordHash: String,
+        disabled: Bool = false, createdAt: Int64
+    ) {
+        self.id = id
+        self.tenant = tenant
+        self.email = email
+        self.name = name
+        self.roles = roles
+        self.passwordHash = passwordHash
+        self.disabled = disabled
+        self.createdAt = createdAt
+    }
+
+    /// Emails are unique per tenant ignoring case.
+    public var emailKey: String { Self.emailKey(email) }
+
+    public static func emailKey(_ email: String) -> String { email.lowercased() }
+}
+
+/// One login (a session of refresh tokens): its id is the `sid` claim of every access token issued under it.
+public struct LoginRecord: Sendable, Hashable {
+    public var sid: String
+    public var tenant: String
+    public var userID: String
+    public var createdAt: Int64
+
+    public init(sid: String, tenant: String, userID: String, createdAt: Int64) {
+        self.sid = sid
+        self.tenant = tenant
+        self.userID = userID
+        self.createdAt = createdAt
+    }
+}
+
+/// A refresh token, known only by the SHA-256 of its value.
+public struct RefreshTokenRecord: Sendable, Hashable {
+    public var hash: String
+    public var tenant: String
+    public var sid: String
+    public var userID: String
+    public var expiresAt: Int64
+
+    public init(hash: String, tenant: String, sid: String, userID: String, expiresAt: Int64) {
+        self.hash = hash
+        self.tenant = tenant
+        self.sid = sid
+        self.userID = userID
+        self.expiresAt = expiresAt
+    }
+}
+
+/// What presenting a refresh token did.
+public enum RefreshOutcome: Sendable, Equatable {
+    /// The token was live: it is now spent and `replacement` took its place.
+    case rotated(RefreshTokenRecord)
+    /// The token had already been spent: its whole login is now revoked.
+    case reused(sid: String)
+    /// Unknown, of another tenant, expired, or of a revoked login.
+    case invalid
+}
+
+/// A tenant's signing key as stored: the private part sealed with the master key.
+public struct StoredSigningKey: Sendable, Hashable {
+    public var tenant: String
+    public var kid: String
+    public var algorithm: String
+    public var sealedPrivateKey: Data
+    public var createdAt: Int64
+    /// When it stopped signing; nil for the active key.
+    public var retiredAt: Int64?
+    /// Until when it still verifies (and is published); nil while active.
+    public var verifiesUntil: Int64?
+
+    public init(
+        tenant: String, kid: String, algorithm: String, sealedPrivateKey: Data, createdAt: Int64, retiredAt: Int64? = nil,
+        verifiesUntil: Int64? = nil
+    ) {
+        self.tenant = tenant
+        self.kid = kid
+        self.algorithm = algorithm
+        self.sealedPrivateKey = sealedPrivateKey
+        self.createdAt = createdAt
+        self.retiredAt = retiredAt
+        self.verifiesUntil = verifiesUntil
+    }
+}
+
+/// A revoked `jti` or `sid`, as replicas learn about it.
+public struct RevocationRecord: Sendable, Hashable {
+    public var id: Int64
+    /// `jti` or `sid`.
+    public var kind: String
+    public var value: String
+    public var expiresAt: Int64
+
+    public init(id: Int64, kind: String, value: String, expiresAt: Int64) {
+        self.id = id
+        self.kind = kind
+        self.value = value
+        self.expiresAt = expiresAt
+    }
+}
+
+public enum IdentityStoreError: Error, Equatable, CustomStringConvertible {
+    case emailTaken
+    case notFound
+
+    public var description: String {
+        switch self {
+        case .emailTaken: return "a user with this email already exists"
+        case .notFound: return "no such user"
+        }
+    }
+}

@@ -1,0 +1,285 @@
+import Crypto
+import Foundation
+import GatehouseConfiguration
+import GatehouseTokens
+
+/// Why an identity operation was refused; the server maps each case to its status and body (§4).
+public enum IdentityError: Error, Equatable, Sendable {
+    case invalidEmail
+    case passwordTooShort(minimum: Int)
+    case passwordTooLong
+    case emailTaken
+    case signupDisabled
+    case domainNotAllowed
+    /// Unknown email, wrong password or disabled user: deliberately one case.
+    case invalidCredentials
+    case lockedOut(retryAfter: Int)
+    case invalidRefreshToken
+    case overloaded
+    case unknownUser
+}
+
+/// The token response of §4.
+public struct TokenGrant: Sendable, Equatable {
+    public var accessToken: String
+    public var expiresIn: Int
+    public var refreshToken: String
+    public var claims: AccessTokenClaims
+}
+
+/// Sign-up, login, refresh, logout and password change for every tenant, on top of a store, the hashing pool
+/// and the tenants' keys. Revocations are applied to this process's ``RevocationList`` at once and recorded in
+/// the store for other replicas.
+public final class IdentityService: Sendable {
+    public static let maximumPasswordBytes = 1024
+
+    public let store: any IdentityStore
+    public let keys: SigningKeyManager
+    public let revocations: RevocationList
+    private let hasher: PasswordHasher
+    private let pool: HashingPool
+    /// A hash of a random password, verified when the email is unknown so that answer costs the same time.
+    private let decoyHash: String
+
+    public init(store: any IdentityStore, keys: SigningKeyManager, revocations: RevocationList, hasher: PasswordHasher, pool: HashingPool) {
+        self.store = store
+        self.keys = keys
+        self.revocations = revocations
+        self.hasher = hasher
+        self.pool = pool
+        self.decoyHash = hasher.hash(UUID().uuidString)
+    }
+
+    // MARK: Sign-up and login
+
+    public func signUp(tenant: TenantConfiguration, email: String, password: String, name: String?) async throws -> UserRecord {
+        guard tenant.signup.enabled else { throw IdentityError.signupDisabled }
+        guard let domain = Self.domain(ofEmail: email) else { throw IdentityError.invalidEmail }
+        try Self.checkPassword(password, tenant: tenant)
+        if !tenant.signup.allowedEmailDomains.isEmpty,
+            !tenant.signup.allowedEmailDomains.contains(where: { $0.lowercased() == domain })
+        {
+            throw IdentityError.domainNotAllowed
+        }
+        if try await store.user(tenant: tenant.id, email: email) != nil { throw IdentityError.emailTaken }
+        let hash = try await hashOnPool(password)
+        let user = UserRecord(
+            tenant: tenant.id, email: email, name: name ?? "", roles: tenant.signup.defaultRoles, passwordHash: hash, createdAt: Self.now())
+        do {
+            try await store.insertUser(user)
+        } catch IdentityStoreError.emailTaken {
+            throw IdentityError.emailTaken
+        }
+        return user
+    }
+
+    /// Adds a user regardless of the signup settings (the `users add` command).
+    public func addUser(tenant: TenantConfiguration, email: String, password: String, name: String, roles: [String]) async throws -> UserRecord {
+        guard Self.domain(ofEmail: email) != nil else { throw IdentityError.invalidEmail }
+        try Self.checkPassword(password, tenant: tenant)
+        let user = UserRecord(
+            tenant: tenant.id, email: email, name: name, roles: roles, passwordHash: try await hashOnPool(password), createdAt: Self.now())
+        do {
+            try await store.insertUser(user)
+        } catch IdentityStoreError.emailTaken {
+            throw IdentityError.emailTaken
+        }
+        return user
+    }
+
+    /// Checks the password and starts a login. Under lockout no hash is computed at all.
+    public func logIn(tenant: TenantConfiguration, email: String, password: String) async throws -> TokenGrant {
+        let emailKey = UserRecord.emailKey(email)
+        let now = Self.now()
+        let window = Int64(tenant.lockout.window.components.seconds)
+        let failures = try await store.loginFailures(tenant: tenant.id, emailKey: emailKey, since: now - window)
+        if failures.count >= tenant.lockout.maxFailures, let oldest = failures.first {
+            throw IdentityError.lockedOut(retryAfter: Int(max(1, oldest + window - now)))
+        }
+        let user = try await store.user(tenant: tenant.id, email: email)
+        let passwordTooLong = password.utf8.count > Self.maximumPasswordBytes
+        let stored = user?.passwordHash ?? decoyHash
+        let verification = passwordTooLong ? .mismatch : try await verifyOnPool(password, against: stored)
+        guard var user, !user.disabled, verification != .mismatch else {
+            // The failure that reaches the limit still answers 401; the attempts after it get 429.
+            _ = try await store.recordLoginFailure(tenant: tenant.id, emailKey: emailKey, at: now, windowStart: now - window)
+            throw IdentityError.invalidCredentials
+        }
+        if !failures.isEmpty { try await store.clearLoginFailures(tenant: tenant.id, emailKey: emailKey) }
+        if verification == .matchNeedsRehash {
+            user.passwordHash = try await hashOnPool(password)
+            try await store.updateUser(user)
+        }
+        return try await startLogin(tenant: tenant, user: user)
+    }
+
+    /// Spends a refresh token for a new pair. A spent token presented again revokes its whole login.
+    public func refresh(tenant: TenantConfiguration, refreshToken: String) async throws -> TokenGrant {
+        let now = Self.now()
+        let ttl = Int64(tenant.tokens.refreshTTL.components.seconds)
+        let newToken = Self.randomToken()
+        let newHash = Self.hashToken(newToken)
+        let outcome = try await store.rotateRefreshToken(
+            hash: Self.hashToken(refreshToken), tenant: tenant.id,
+            replacement: { spent in
+                RefreshTokenRecord(hash: newHash, tenant: spent.tenant, sid: spent.sid, userID: spent.userID, expiresAt: now + ttl)
+            }, now: now, revokeUntil: revocationHorizon(tenant, now: now))
+        switch outcome {
+        case .invalid:
+            throw IdentityError.invalidRefreshToken
+        case .reused(let sid):
+            revocations.revoke(.login, sid, until: revocationHorizon(tenant, now: now))
+            throw IdentityError.invalidRefreshToken
+        case .rotated(let record):
+            guard let user = try await store.user(tenant: tenant.id, id: record.userID), !user.disabled else {
+                try await revokeLogins([record.sid], tenant: tenant)
+                throw IdentityError.invalidRefreshToken
+            }
+            return try await issue(tenant: tenant, user: user, sid: record.sid, refreshToken: newToken, now: now)
+        }
+    }
+
+    /// Ends the login an access token belongs to, and that token itself.
+    public func logOut(tenant: TenantConfiguration, claims: AccessTokenClaims) async throws {
+        let until = revocationHorizon(tenant, now: Self.now())
+        revocations.revoke(.tokenID, claims.jti, until: until)
+        try await store.revokeToken(jti: claims.jti, until: until)
+        try await revokeLogins([claims.sid], tenant: tenant)
+    }
+
+    public func user(tenant: TenantConfiguration, claims: AccessTokenClaims) async throws -> UserRecord {
+        guard let user = try await store.user(tenant: tenant.id, id: claims.sub), !user.disabled else { throw IdentityError.unknownUser }
+        return user
+    }
+
+    /// Changes the password and revokes every other login of the user.
+    public func changePassword(tenant: TenantConfiguration, claims: AccessTokenClaims, current: String, new: String) async throws {
+        var user = try await user(tenant: tenant, claims: claims)
+        guard current.utf8.count <= Self.maximumPasswordBytes, try await verifyOnPool(current, against: user.passwordHash) != .mismatch else {
+            throw IdentityError.invalidCredentials
+        }
+        try Self.checkPassword(new, tenant: tenant)
+        user.passwordHash = try await hashOnPool(new)
+        try await store.updateUser(user)
+        let others = try await store.logins(tenant: tenant.id, userID: user.id).map(\.sid).filter { $0 != claims.sid }
+        try await revokeLogins(others, tenant: tenant)
+    }
+
+    /// Disables (or re-enables) a user; disabling revokes all of their logins at once.
+    public func setDisabled(tenant: TenantConfiguration, email: String, disabled: Bool) async throws {
+        guard var user = try await store.user(tenant: tenant.id, email: email) else { throw IdentityError.unknownUser }
+        user.disabled = disabled
+        try await store.updateUser(user)
+        if disabled {
+            try await revokeLogins(try await store.logins(tenant: tenant.id, userID: user.id).map(\.sid), tenant: tenant)
+        }
+    }
+
+    public func setRoles(tenant: TenantConfiguration, email: String, roles: [String]) async throws {
+        guard var user = try await store.user(tenant: tenant.id, email: email) else { throw IdentityError.unknownUser }
+        user.roles = roles
+        try await store.updateUser(user)
+    }
+
+    /// Stops the hashing threads.
+    public func shutdown() async throws {
+        try await pool.shutdown()
+    }
+
+    // MARK: Revocation
+
+    /// Brings this process's revocation list up to date with the store (revocations by other replicas or the CLI).
+    /// Returns the id to continue from.
+    public func syncRevocations(after id: Int64) async throws -> Int64 {
+        let now = Self.now()
+        var last = id
+        for record in try await store.revocations(after: id, now: now) {
+            revocations.revoke(record.kind == "sid" ? .login : .tokenID, record.value, until: record.expiresAt)
+            last = record.id
+        }
+        revocations.purge(now: now)
+        return last
+    }
+
+    private func revokeLogins(_ sids: [String], tenant: TenantConfiguration) async throws {
+        let until = revocationHorizon(tenant, now: Self.now())
+        for sid in sids { revocations.revoke(.login, sid, until: until) }
+        try await store.revokeLogins(sids, until: until)
+    }
+
+    /// After this moment no access token issued now can be accepted any more, so the revocation can be forgotten.
+    private func revocationHorizon(_ tenant: TenantConfiguration, now: Int64) -> Int64 {
+        now + Int64(tenant.tokens.accessTTL.components.seconds + tenant.tokens.clockSkew.components.seconds) + 60
+    }
+
+    // MARK: Tokens
+
+    private func startLogin(tenant: TenantConfiguration, user: UserRecord) async throws -> TokenGrant {
+        let now = Self.now()
+        let sid = UUID().uuidString.lowercased()
+        let refreshToken = Self.randomToken()
+        try await store.insertLogin(
+            LoginRecord(sid: sid, tenant: tenant.id, userID: user.id, createdAt: now),
+            refreshToken: RefreshTokenRecord(
+                hash: Self.hashToken(refreshToken), tenant: tenant.id, sid: sid, userID: user.id,
+                expiresAt: now + Int64(tenant.tokens.refreshTTL.components.seconds)))
+        return try await issue(tenant: tenant, user: user, sid: sid, refreshToken: refreshToken, now: now)
+    }
+
+    private func issue(tenant: TenantConfiguration, user: UserRecord, sid: String, refreshToken: String, now: Int64) async throws -> TokenGrant {
+        let key = try await keys.activeKey(for: tenant, now: now)
+        let ttl = Int(tenant.tokens.accessTTL.components.seconds)
+        let claims = AccessTokenClaims(
+            iss: tenant.issuer, aud: tenant.audience, sub: user.id, email: user.email, name: user.name, roles: user.roles, tenant: tenant.id,
+            sid: sid, iat: now, exp: now + Int64(ttl), jti: UUID().uuidString.lowercased())
+        let token = try CompactJWS.sign(claims, with: key, type: TokenValidator.accessTokenType)
+        return TokenGrant(accessToken: token, expiresIn: ttl, refreshToken: refreshToken, claims: claims)
+    }
+
+    // MARK: Helpers
+
+    private func hashOnPool(_ password: String) async throws -> String {
+        let hasher = self.hasher
+        do {
+            return try await pool.run { hasher.hash(password) }
+        } catch is HashingPool.Overloaded {
+            throw IdentityError.overloaded
+        }
+    }
+
+    private func verifyOnPool(_ password: String, against stored: String) async throws -> PasswordHasher.Verification {
+        let hasher = self.hasher
+        do {
+            return try await pool.run { hasher.verify(password, against: stored) }
+        } catch is HashingPool.Overloaded {
+            throw IdentityError.overloaded
+        }
+    }
+
+    static func checkPassword(_ password: String, tenant: TenantConfiguration) throws {
+        if password.utf8.count > maximumPasswordBytes { throw IdentityError.passwordTooLong }
+        if password.count < tenant.minimumPasswordLength { throw IdentityError.passwordTooShort(minimum: tenant.minimumPasswordLength) }
+    }
+
+    /// The lower-cased domain of a plausible email address (one `@`, something on both sides, a dot in the
+    /// domain, no spaces or control characters), else nil.
+    public static func domain(ofEmail email: String) -> String? {
+        guard email.utf8.count <= 254 else { return nil }
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
+            email.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F })
+        else { return nil }
+        return parts[1].lowercased()
+    }
+
+    /// 256 random bits, base64url.
+    static func randomToken() -> String {
+        SymmetricKey(size: .bits256).withUnsafeBytes { Base64URL.encode(Array($0)) }
+    }
+
+    static func hashToken(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+}

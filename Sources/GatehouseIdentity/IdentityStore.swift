@@ -1,0 +1,39 @@
+import Foundation
+
+/// Where users, logins, refresh tokens, revocations and signing keys live. SQLite (``SQLiteIdentityStore``) for one
+/// gateway; PostgreSQL for several replicas. Every method is async and never blocks its caller's thread; times are
+/// seconds since 1970 so that both databases store plain integers.
+public protocol IdentityStore: Sendable {
+    /// Throws ``IdentityStoreError/emailTaken`` when the tenant already has this email, in any case.
+    func insertUser(_ user: UserRecord) async throws
+    func user(tenant: String, email: String) async throws -> UserRecord?
+    func user(tenant: String, id: String) async throws -> UserRecord?
+    func users(tenant: String) async throws -> [UserRecord]
+    /// Writes name, roles, password hash and the disabled flag of an existing user.
+    func updateUser(_ user: UserRecord) async throws
+
+    /// Starts a login with its first refresh token.
+    func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord) async throws
+    /// Spends a refresh token and stores its replacement, atomically. Presenting a spent token revokes its login
+    /// (recording the revocation until `revokeUntil`).
+    func rotateRefreshToken(hash: String, tenant: String, replacement: @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64)
+        async throws -> RefreshOutcome
+    /// Revokes logins (their refresh tokens stop working) and records them for every replica's proxy path.
+    func revokeLogins(_ sids: [String], until: Int64) async throws
+    /// The user's live logins.
+    func logins(tenant: String, userID: String) async throws -> [LoginRecord]
+    func revokeToken(jti: String, until: Int64) async throws
+    /// Revocations recorded after `id` that still matter at `now`, in order.
+    func revocations(after id: Int64, now: Int64) async throws -> [RevocationRecord]
+
+    /// Records a failed login and returns the failures within the window that ends now, oldest first.
+    func recordLoginFailure(tenant: String, emailKey: String, at: Int64, windowStart: Int64) async throws -> [Int64]
+    func loginFailures(tenant: String, emailKey: String, since: Int64) async throws -> [Int64]
+    func clearLoginFailures(tenant: String, emailKey: String) async throws
+
+    func signingKeys(tenant: String) async throws -> [StoredSigningKey]
+    func allSigningKeys() async throws -> [StoredSigningKey]
+    /// Makes `key` the tenant's active key. When `onlyIfNoneActive`, does nothing if another replica got there
+    /// first (returns false); otherwise retires the active key, which verifies until `previousVerifiesUntil`.
+    func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64) async throws -> Bool
+}

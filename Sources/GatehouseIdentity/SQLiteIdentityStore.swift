@@ -1,0 +1,293 @@
+import Foundation
+import GRDB
+
+/// The embedded store: one SQLite file in WAL mode through GRDB. Writes are serialised by SQLite; reads run
+/// concurrently. Every call goes through GRDB's async API, off the caller's thread.
+public final class SQLiteIdentityStore: IdentityStore {
+    private let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    public init(path: String) throws {
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        // The CLI and a running gateway share the file: wait for each other's write locks instead of failing.
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: users, logins, refresh tokens, revocations, keys, login failures") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE users (
+                        id TEXT PRIMARY KEY,
+                        tenant TEXT NOT NULL,
+                        email TEXT NOT NULL,
+                        email_key TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        roles TEXT NOT NULL,
+                        password_hash TEXT NOT NULL,
+                        disabled INTEGER NOT NULL DEFAULT 0,
+                        created_at INTEGER NOT NULL,
+                        UNIQUE (tenant, email_key)
+                    );
+                    CREATE TABLE logins (
+                        sid TEXT PRIMARY KEY,
+                        tenant TEXT NOT NULL,
+                        user_id TEXT NOT NULL REFERENCES users(id),
+                        created_at INTEGER NOT NULL,
+                        revoked INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE INDEX logins_by_user ON logins(user_id);
+                    CREATE TABLE refresh_tokens (
+                        hash TEXT PRIMARY KEY,
+                        tenant TEXT NOT NULL,
+                        sid TEXT NOT NULL REFERENCES logins(sid),
+                        user_id TEXT NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        spent INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE TABLE revocations (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        kind TEXT NOT NULL,
+                        value TEXT NOT NULL,
+                        expires_at INTEGER NOT NULL
+                    );
+                    CREATE TABLE signing_keys (
+                        tenant TEXT NOT NULL,
+                        kid TEXT NOT NULL,
+                        algorithm TEXT NOT NULL,
+                        sealed_private_key BLOB NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        retired_at INTEGER,
+                        verifies_until INTEGER,
+                        PRIMARY KEY (tenant, kid)
+                    );
+                    CREATE TABLE login_failures (
+                        tenant TEXT NOT NULL,
+                        email_key TEXT NOT NULL,
+                        at INTEGER NOT NULL
+                    );
+                    CREATE INDEX login_failures_by_email ON login_failures(tenant, email_key, at);
+                    """)
+        }
+        return migrator
+    }
+
+    // MARK: Users
+
+    public func insertUser(_ user: UserRecord) async throws {
+        do {
+            try await pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO users (id, tenant, email, email_key, name, roles, password_hash, disabled, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        user.id, user.tenant, user.email, user.emailKey, user.name, Self.encodeRoles(user.roles), user.passwordHash,
+                        user.disabled, user.createdAt,
+                    ])
+            }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            throw IdentityStoreError.emailTaken
+        }
+    }
+
+    public func user(tenant: String, email: String) async throws -> UserRecord? {
+        let key = UserRecord.emailKey(email)
+        return try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE tenant = ? AND email_key = ?", arguments: [tenant, key]).map(Self.user)
+        }
+    }
+
+    public func user(tenant: String, id: String) async throws -> UserRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE tenant = ? AND id = ?", arguments: [tenant, id]).map(Self.user)
+        }
+    }
+
+    public func users(tenant: String) async throws -> [UserRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM users WHERE tenant = ? ORDER BY created_at, email_key", arguments: [tenant]).map(Self.user)
+        }
+    }
+
+    public func updateUser(_ user: UserRecord) async throws {
+        let changed = try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE users SET name = ?, roles = ?, password_hash = ?, disabled = ? WHERE id = ? AND tenant = ?",
+                arguments: [user.name, Self.encodeRoles(user.roles), user.passwordHash, user.disabled, user.id, user.tenant])
+            return db.changesCount
+        }
+        if changed == 0 { throw IdentityStoreError.notFound }
+    }
+
+    // MARK: Logins and refresh tokens
+
+    public func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO logins (sid, tenant, user_id, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [login.sid, login.tenant, login.userID, login.createdAt])
+            try Self.insert(refreshToken, db)
+        }
+    }
+
+    public func rotateRefreshToken(
+        hash: String, tenant: String, replacement: @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64
+    ) async throws -> RefreshOutcome {
+        try await pool.write { db -> RefreshOutcome in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT t.*, l.revoked AS login_revoked FROM refresh_tokens t JOIN logins l ON l.sid = t.sid
+                        WHERE t.hash = ? AND t.tenant = ?
+                        """,
+                    arguments: [hash, tenant])
+            else { return .invalid }
+            let record = RefreshTokenRecord(
+                hash: row["hash"], tenant: row["tenant"], sid: row["sid"], userID: row["user_id"], expiresAt: row["expires_at"])
+            if (row["login_revoked"] as Bool) { return .invalid }
+            if (row["spent"] as Bool) {
+                // Reuse of a spent token: someone holds a copy. End the whole login, for every replica.
+                try Self.revoke(sids: [record.sid], until: revokeUntil, db)
+                return .reused(sid: record.sid)
+            }
+            guard record.expiresAt > now else { return .invalid }
+            try db.execute(sql: "UPDATE refresh_tokens SET spent = 1 WHERE hash = ?", arguments: [hash])
+            let next = replacement(record)
+            try Self.insert(next, db)
+            return .rotated(next)
+        }
+    }
+
+    public func revokeLogins(_ sids: [String], until: Int64) async throws {
+        guard !sids.isEmpty else { return }
+        try await pool.write { db in try Self.revoke(sids: sids, until: until, db) }
+    }
+
+    public func logins(tenant: String, userID: String) async throws -> [LoginRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM logins WHERE tenant = ? AND user_id = ? AND revoked = 0 ORDER BY created_at", arguments: [tenant, userID]
+            ).map { LoginRecord(sid: $0["sid"], tenant: $0["tenant"], userID: $0["user_id"], createdAt: $0["created_at"]) }
+        }
+    }
+
+    public func revokeToken(jti: String, until: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO revocations (kind, value, expires_at) VALUES ('jti', ?, ?)", arguments: [jti, until])
+        }
+    }
+
+    public func revocations(after id: Int64, now: Int64) async throws -> [RevocationRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM revocations WHERE id > ? AND expires_at >= ? ORDER BY id", arguments: [id, now]
+            ).map { RevocationRecord(id: $0["id"], kind: $0["kind"], value: $0["value"], expiresAt: $0["expires_at"]) }
+        }
+    }
+
+    // MARK: Lockout
+
+    public func recordLoginFailure(tenant: String, emailKey: String, at: Int64, windowStart: Int64) async throws -> [Int64] {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM login_failures WHERE tenant = ? AND email_key = ? AND at < ?", arguments: [tenant, emailKey, windowStart])
+            try db.execute(sql: "INSERT INTO login_failures (tenant, email_key, at) VALUES (?, ?, ?)", arguments: [tenant, emailKey, at])
+            return try Int64.fetchAll(
+                db, sql: "SELECT at FROM login_failures WHERE tenant = ? AND email_key = ? ORDER BY at", arguments: [tenant, emailKey])
+        }
+    }
+
+    public func loginFailures(tenant: String, emailKey: String, since: Int64) async throws -> [Int64] {
+        try await pool.read { db in
+            try Int64.fetchAll(
+                db, sql: "SELECT at FROM login_failures WHERE tenant = ? AND email_key = ? AND at >= ? ORDER BY at",
+                arguments: [tenant, emailKey, since])
+        }
+    }
+
+    public func clearLoginFailures(tenant: String, emailKey: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM login_failures WHERE tenant = ? AND email_key = ?", arguments: [tenant, emailKey])
+        }
+    }
+
+    // MARK: Signing keys
+
+    public func signingKeys(tenant: String) async throws -> [StoredSigningKey] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM signing_keys WHERE tenant = ? ORDER BY created_at", arguments: [tenant]).map(Self.key)
+        }
+    }
+
+    public func allSigningKeys() async throws -> [StoredSigningKey] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM signing_keys ORDER BY tenant, created_at").map(Self.key)
+        }
+    }
+
+    public func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64) async throws -> Bool {
+        try await pool.write { db in
+            let active = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM signing_keys WHERE tenant = ? AND retired_at IS NULL", arguments: [key.tenant]) ?? 0
+            if active > 0 {
+                if onlyIfNoneActive { return false }
+                try db.execute(
+                    sql: "UPDATE signing_keys SET retired_at = ?, verifies_until = ? WHERE tenant = ? AND retired_at IS NULL",
+                    arguments: [key.createdAt, previousVerifiesUntil, key.tenant])
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO signing_keys (tenant, kid, algorithm, sealed_private_key, created_at, retired_at, verifies_until)
+                    VALUES (?, ?, ?, ?, ?, NULL, NULL)
+                    """,
+                arguments: [key.tenant, key.kid, key.algorithm, key.sealedPrivateKey, key.createdAt])
+            return true
+        }
+    }
+
+    // MARK: Rows
+
+    private static func insert(_ token: RefreshTokenRecord, _ db: Database) throws {
+        try db.execute(
+            sql: "INSERT INTO refresh_tokens (hash, tenant, sid, user_id, expires_at) VALUES (?, ?, ?, ?, ?)",
+            arguments: [token.hash, token.tenant, token.sid, token.userID, token.expiresAt])
+    }
+
+    private static func revoke(sids: [String], until: Int64, _ db: Database) throws {
+        for sid in sids {
+            try db.execute(sql: "UPDATE logins SET revoked = 1 WHERE sid = ?", arguments: [sid])
+            try db.execute(sql: "INSERT INTO revocations (kind, value, expires_at) VALUES ('sid', ?, ?)", arguments: [sid, until])
+        }
+    }
+
+    private static func user(_ row: Row) -> UserRecord {
+        UserRecord(
+            id: row["id"], tenant: row["tenant"], email: row["email"], name: row["name"], roles: decodeRoles(row["roles"]),
+            passwordHash: row["password_hash"], disabled: row["disabled"], createdAt: row["created_at"])
+    }
+
+    private static func key(_ row: Row) -> StoredSigningKey {
+        StoredSigningKey(
+            tenant: row["tenant"], kid: row["kid"], algorithm: row["algorithm"], sealedPrivateKey: row["sealed_private_key"],
+            createdAt: row["created_at"], retiredAt: row["retired_at"], verifiesUntil: row["verifies_until"])
+    }
+
+    private static func encodeRoles(_ roles: [String]) -> String {
+        String(decoding: (try? JSONEncoder().encode(roles)) ?? Data("[]".utf8), as: UTF8.self)
+    }
+
+    private static func decodeRoles(_ text: String) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
+    }
+}

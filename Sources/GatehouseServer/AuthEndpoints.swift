@@ -1,0 +1,329 @@
+import Foundation
+import GatehouseConfiguration
+import GatehouseIdentity
+import GatehouseProxy
+import GatehouseTokens
+import NIOCore
+import NIOHTTP1
+
+/// A request to one of the gateway's own endpoints, with its body collected (bounded by `auth_body_bytes`).
+struct EndpointRequest: Sendable {
+    var method: HTTPMethod
+    var path: String
+    var headers: HTTPHeaders
+    var body: ByteBuffer
+}
+
+/// The gateway's answer to an endpoint request.
+struct EndpointResponse: Sendable {
+    var status: HTTPResponseStatus
+    var headers: [(String, String)]
+    var body: String
+
+    init(_ status: HTTPResponseStatus, json: String, headers: [(String, String)] = []) {
+        self.status = status
+        self.headers = [("Content-Type", "application/json")] + headers
+        self.body = json
+    }
+
+    init(_ problem: ProblemResponse) {
+        status = problem.status
+        headers = [("Content-Type", "application/problem+json")] + problem.headers
+        body = problem.body
+    }
+
+    static func noContent() -> EndpointResponse {
+        var response = EndpointResponse(.noContent, json: "")
+        response.headers = []
+        return response
+    }
+}
+
+/// The endpoints of §4 under `/auth/` and `/.well-known/` (all but the HTML pages).
+struct AuthEndpoints: Sendable {
+    let identity: IdentityService
+    let authorizer: RouteAuthorizer
+
+    /// The methods each endpoint answers; any other path under a reserved prefix is 404.
+    static let methods: [String: [HTTPMethod]] = [
+        "/auth/signup": [.POST], "/auth/login": [.POST], "/auth/token": [.POST], "/auth/refresh": [.POST], "/auth/logout": [.POST],
+        "/auth/me": [.GET, .HEAD], "/auth/password": [.POST], "/.well-known/jwks.json": [.GET, .HEAD],
+        "/.well-known/openid-configuration": [.GET, .HEAD],
+    ]
+
+    func handle(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
+        let configuration = tenant.configuration
+        do {
+            switch request.path {
+            case "/auth/signup": return try await signUp(request, configuration)
+            case "/auth/login": return try await logIn(request, configuration)
+            case "/auth/token": return await token(request, configuration)
+            case "/auth/refresh": return try await refresh(request, configuration)
+            case "/auth/logout": return try await logOut(request, tenant)
+            case "/auth/me": return try await me(request, tenant)
+            case "/auth/password": return try await changePassword(request, tenant)
+            case "/.well-known/jwks.json": return try await jwks(configuration)
+            case "/.well-known/openid-configuration": return discovery(configuration)
+            default: return EndpointResponse(ProblemResponse(.notFound, "There is no gateway endpoint at '\(request.path)'."))
+            }
+        } catch let error as BadRequest {
+            return EndpointResponse(ProblemResponse(error.status, error.detail))
+        } catch let error as IdentityError {
+            return EndpointResponse(Self.problem(for: error, tenant: tenant))
+        } catch let error as TokenProblem {
+            guard let rejection = error.rejection else {
+                return EndpointResponse(
+                    ProblemResponse(
+                        .unauthorized, "This endpoint needs Authorization: Bearer <access token>.",
+                        headers: [("WWW-Authenticate", RouteAuthorizer.challenge(tenant, error: nil))]))
+            }
+            return EndpointResponse(RouteAuthorizer.invalidToken(rejection, tenant: tenant))
+        } catch {
+            // A store or crypto failure: never a stack trace, never a secret.
+            return EndpointResponse(ProblemResponse(.serviceUnavailable, "The identity store is unavailable; try again shortly.",
+                headers: [("Retry-After", "1")]))
+        }
+    }
+
+    // MARK: Endpoints
+
+    private func signUp(_ request: EndpointRequest, _ tenant: TenantConfiguration) async throws -> EndpointResponse {
+        let body = try JSONBody(request)
+        let email = try body.string("email")
+        let password = try body.string("password")
+        let name = try body.optionalString("name")
+        let user = try await identity.signUp(tenant: tenant, email: email, password: password, name: name)
+        return EndpointResponse(.created, json: Self.userJSON(user))
+    }
+
+    private func logIn(_ request: EndpointRequest, _ tenant: TenantConfiguration) async throws -> EndpointResponse {
+        let body = try JSONBody(request)
+        let grant = try await identity.logIn(tenant: tenant, email: try body.string("email"), password: try body.string("password"))
+        return Self.tokenResponse(grant)
+    }
+
+    /// RFC 6749 §4.3 and §6, with §5.2 error bodies.
+    private func token(_ request: EndpointRequest, _ tenant: TenantConfiguration) async -> EndpointResponse {
+        guard Self.mediaType(request.headers) == "application/x-www-form-urlencoded" else {
+            return Self.oauthError(.unsupportedMediaType, "invalid_request", "The body must be application/x-www-form-urlencoded.")
+        }
+        guard let form = FormBody.parse(request.body) else {
+            return Self.oauthError(.badRequest, "invalid_request", "The body is not a valid form, or repeats a parameter.")
+        }
+        do {
+            switch form["grant_type"] {
+            case "password":
+                guard let username = form["username"], let password = form["password"] else {
+                    return Self.oauthError(.badRequest, "invalid_request", "The password grant needs username and password.")
+                }
+                return Self.tokenResponse(try await identity.logIn(tenant: tenant, email: username, password: password))
+            case "refresh_token":
+                guard let token = form["refresh_token"] else {
+                    return Self.oauthError(.badRequest, "invalid_request", "The refresh_token grant needs refresh_token.")
+                }
+                return Self.tokenResponse(try await identity.refresh(tenant: tenant, refreshToken: token))
+            case nil:
+                return Self.oauthError(.badRequest, "invalid_request", "grant_type is missing.")
+            case .some:
+                return Self.oauthError(.badRequest, "unsupported_grant_type", "Supported grants: password, refresh_token.")
+            }
+        } catch IdentityError.lockedOut(let retryAfter) {
+            var response = Self.oauthError(.tooManyRequests, "invalid_grant", "Too many failed logins; try again later.")
+            response.headers.append(("Retry-After", String(retryAfter)))
+            return response
+        } catch IdentityError.overloaded {
+            var response = Self.oauthError(.serviceUnavailable, "temporarily_unavailable", "Too many logins in progress; try again shortly.")
+            response.headers.append(("Retry-After", "1"))
+            return response
+        } catch is IdentityError {
+            return Self.oauthError(.badRequest, "invalid_grant", "The credentials or the refresh token are invalid.")
+        } catch {
+            return Self.oauthError(.serviceUnavailable, "temporarily_unavailable", "The identity store is unavailable; try again shortly.")
+        }
+    }
+
+    private func refresh(_ request: EndpointRequest, _ tenant: TenantConfiguration) async throws -> EndpointResponse {
+        let body = try JSONBody(request)
+        return Self.tokenResponse(try await identity.refresh(tenant: tenant, refreshToken: try body.string("refresh_token")))
+    }
+
+    private func logOut(_ request: EndpointRequest, _ tenant: Tenant) async throws -> EndpointResponse {
+        let claims = try bearerClaims(request, tenant)
+        try await identity.logOut(tenant: tenant.configuration, claims: claims)
+        return .noContent()
+    }
+
+    private func me(_ request: EndpointRequest, _ tenant: Tenant) async throws -> EndpointResponse {
+        let claims = try bearerClaims(request, tenant)
+        do {
+            return EndpointResponse(.ok, json: Self.userJSON(try await identity.user(tenant: tenant.configuration, claims: claims)))
+        } catch IdentityError.unknownUser {
+            throw TokenProblem(rejection: .revoked)
+        }
+    }
+
+    private func changePassword(_ request: EndpointRequest, _ tenant: Tenant) async throws -> EndpointResponse {
+        let claims = try bearerClaims(request, tenant)
+        let body = try JSONBody(request)
+        let current = try body.string("current_password")
+        let new = try body.string("new_password")
+        do {
+            try await identity.changePassword(tenant: tenant.configuration, claims: claims, current: current, new: new)
+        } catch IdentityError.invalidCredentials {
+            return EndpointResponse(ProblemResponse(.unauthorized, "The current password is wrong."))
+        } catch IdentityError.unknownUser {
+            throw TokenProblem(rejection: .revoked)
+        }
+        return .noContent()
+    }
+
+    private func jwks(_ tenant: TenantConfiguration) async throws -> EndpointResponse {
+        if tenant.tokens.algorithm != .hs256 { _ = try await identity.keys.activeKey(for: tenant) }
+        let ring = identity.keys.directory.ring(for: tenant.id)
+        let keys = ring.verificationKeys.values.sorted { $0.kid < $1.kid }.compactMap(\.publicJWK)
+        let data = try JSONSerialization.data(withJSONObject: ["keys": keys], options: [.sortedKeys, .withoutEscapingSlashes])
+        return EndpointResponse(.ok, json: String(decoding: data, as: UTF8.self), headers: [("Cache-Control", "public, max-age=300")])
+    }
+
+    private func discovery(_ tenant: TenantConfiguration) -> EndpointResponse {
+        let issuer = tenant.issuer.hasSuffix("/") ? String(tenant.issuer.dropLast()) : tenant.issuer
+        let document: [String: Any] = [
+            "issuer": tenant.issuer,
+            "jwks_uri": issuer + "/.well-known/jwks.json",
+            "token_endpoint": issuer + "/auth/token",
+            "userinfo_endpoint": issuer + "/auth/me",
+            "grant_types_supported": ["password", "refresh_token"],
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "id_token_signing_alg_values_supported": [tenant.tokens.algorithm.rawValue],
+            "claims_supported": ["iss", "aud", "sub", "email", "name", "roles", "tenant", "sid", "iat", "exp", "jti"],
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return EndpointResponse(.ok, json: String(decoding: data, as: UTF8.self), headers: [("Cache-Control", "public, max-age=300")])
+    }
+
+    // MARK: Helpers
+
+    private func bearerClaims(_ request: EndpointRequest, _ tenant: Tenant) throws -> AccessTokenClaims {
+        switch RouteAuthorizer.credential(in: request.headers) {
+        case .none: throw TokenProblem(rejection: nil)
+        case .malformedBearer: throw TokenProblem(rejection: .malformed)
+        case .bearer(let token):
+            switch authorizer.validator.validate(token, for: RouteAuthorizer.expectations(tenant)) {
+            case .success(let claims): return claims
+            case .failure(let rejection): throw TokenProblem(rejection: rejection)
+            }
+        }
+    }
+
+    static func problem(for error: IdentityError, tenant: Tenant) -> ProblemResponse {
+        switch error {
+        case .invalidEmail: return ProblemResponse(.unprocessableEntity, "'email' is not a valid email address.")
+        case .passwordTooShort(let minimum): return ProblemResponse(.unprocessableEntity, "'password' must be at least \(minimum) characters.")
+        case .passwordTooLong: return ProblemResponse(.unprocessableEntity, "'password' must be at most \(IdentityService.maximumPasswordBytes) bytes.")
+        case .emailTaken: return ProblemResponse(.conflict, "A user with this email already exists.")
+        case .signupDisabled: return ProblemResponse(.forbidden, "Sign-up is disabled for this tenant.")
+        case .domainNotAllowed: return ProblemResponse(.forbidden, "Sign-up is not open to this email domain.")
+        case .invalidCredentials: return ProblemResponse(.unauthorized, "The email or password is wrong.")
+        case .lockedOut(let retryAfter):
+            return ProblemResponse(.tooManyRequests, "Too many failed logins for this account; try again later.",
+                headers: [("Retry-After", String(retryAfter))])
+        case .invalidRefreshToken: return ProblemResponse(.unauthorized, "The refresh token is invalid, expired or already used.")
+        case .overloaded:
+            return ProblemResponse(.serviceUnavailable, "Too many logins in progress; try again shortly.", headers: [("Retry-After", "1")])
+        case .unknownUser: return RouteAuthorizer.invalidToken(.revoked, tenant: tenant)
+        }
+    }
+
+    static func tokenResponse(_ grant: TokenGrant) -> EndpointResponse {
+        let json = """
+            {"access_token":\(JSON.quote(grant.accessToken)),"token_type":"Bearer","expires_in":\(grant.expiresIn),\
+            "refresh_token":\(JSON.quote(grant.refreshToken))}
+            """
+        return EndpointResponse(.ok, json: json, headers: [("Cache-Control", "no-store"), ("Pragma", "no-cache")])
+    }
+
+    static func oauthError(_ status: HTTPResponseStatus, _ code: String, _ description: String) -> EndpointResponse {
+        EndpointResponse(
+            status, json: "{\"error\":\(JSON.quote(code)),\"error_description\":\(JSON.quote(description))}",
+            headers: [("Cache-Control", "no-store")])
+    }
+
+    static func userJSON(_ user: UserRecord) -> String {
+        let created = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(user.createdAt)))
+        return """
+            {"id":\(JSON.quote(user.id)),"email":\(JSON.quote(user.email)),"name":\(JSON.quote(user.name)),\
+            "roles":[\(user.roles.map(JSON.quote).joined(separator: ","))],"tenant":\(JSON.quote(user.tenant)),\
+            "created_at":\(JSON.quote(created))}
+            """
+    }
+
+    /// The media type of `Content-Type`, lower-cased, without parameters.
+    static func mediaType(_ headers: HTTPHeaders) -> String? {
+        headers.first(name: "content-type").map {
+            String($0.split(separator: ";", maxSplits: 1).first ?? "").trimmingCharacters(in: .whitespaces).lowercased()
+        }
+    }
+}
+
+/// A body that cannot be used: 400 (malformed, missing or mistyped fields) or 415 (not JSON).
+struct BadRequest: Error {
+    var status: HTTPResponseStatus
+    var detail: String
+}
+
+/// A bearer token that is missing or invalid on an endpoint that needs one.
+struct TokenProblem: Error {
+    var rejection: TokenRejection?
+}
+
+/// A JSON object body with typed field access and precise 400 details.
+struct JSONBody {
+    private let object: [String: Any]
+
+    init(_ request: EndpointRequest) throws {
+        guard AuthEndpoints.mediaType(request.headers) == "application/json" else {
+            throw BadRequest(status: .unsupportedMediaType, detail: "The body must be application/json.")
+        }
+        guard let parsed = try? JSONSerialization.jsonObject(with: Data(request.body.readableBytesView), options: []) else {
+            throw BadRequest(status: .badRequest, detail: "The body is not valid JSON.")
+        }
+        guard let object = parsed as? [String: Any] else {
+            throw BadRequest(status: .badRequest, detail: "The body must be a JSON object.")
+        }
+        self.object = object
+    }
+
+    func string(_ field: String) throws -> String {
+        guard let value = object[field] else { throw BadRequest(status: .badRequest, detail: "'\(field)' is missing.") }
+        guard let text = value as? String, !(value is NSNumber) else {
+            throw BadRequest(status: .badRequest, detail: "'\(field)' must be a string.")
+        }
+        return text
+    }
+
+    func optionalString(_ field: String) throws -> String? {
+        guard let value = object[field], !(value is NSNull) else { return nil }
+        return try string(field)
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body (RFC 6749 appendix B). A repeated parameter makes it invalid.
+enum FormBody {
+    static func parse(_ body: ByteBuffer) -> [String: String]? {
+        let text = String(decoding: body.readableBytesView, as: UTF8.self)
+        var result: [String: String] = [:]
+        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = decode(parts[0]), let value = decode(parts.count > 1 ? parts[1] : "") else { return nil }
+            guard result[name] == nil else { return nil }
+            result[name] = value
+        }
+        return result
+    }
+
+    private static func decode(_ text: Substring) -> String? {
+        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import Synchronization
+
+/// Revoked token ids (`jti`) and logins (`sid`), held in memory so the proxy path checks them without a database
+/// round trip. An entry is kept only until the last access token it could concern has expired.
+public final class RevocationList: Sendable {
+    public enum Kind: String, Sendable, Codable {
+        case tokenID = "jti"
+        case login = "sid"
+    }
+
+    private struct State {
+        var tokenIDs: [String: Int64] = [:]
+        var logins: [String: Int64] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Records a revocation that matters until `until` (seconds since 1970).
+    public func revoke(_ kind: Kind, _ value: String, until: Int64) {
+        state.withLock { state in
+            switch kind {
+            case .tokenID: state.tokenIDs[value] = max(until, state.tokenIDs[value] ?? 0)
+            case .login: state.logins[value] = max(until, state.logins[value] ?? 0)
+            }
+        }
+    }
+
+    public func isRevoked(tokenID: String, login: String) -> Bool {
+        state.withLock { $0.tokenIDs[tokenID] != nil || $0.logins[login] != nil }
+    }
+
+    /// Forgets revocations whose tokens have all expired.
+    public func purge(now: Int64) {
+        state.withLock { state in
+            state.tokenIDs = state.tokenIDs.filter { $0.value >= now }
+            state.logins = state.logins.filter { $0.value >= now }
+        }
+    }
+
+    public var count: Int { state.withLock { $0.tokenIDs.count + $0.logins.count } }
+}
