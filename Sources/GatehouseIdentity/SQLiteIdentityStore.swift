@@ -226,7 +226,7 @@ public final class SQLiteIdentityStore: IdentityStore {
 
     public func signingKeys(tenant: String) async throws -> [StoredSigningKey] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM signing_keys WHERE tenant = ? ORDER BY created_at", arguments: [tenant]).map(Self.key)
+            try Row.fetchAll(db, sql: "SELECT * FROM signing_keys WHERE tenant = ? ORDER BY created_at, rowid", arguments: [tenant]).map(Self.key)
         }
     }
 

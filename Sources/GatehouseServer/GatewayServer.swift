@@ -13,7 +13,7 @@ public final class GatewayServer: Sendable {
     public let configuration: GatewayConfiguration
     private let environment: [String: String]
     private let group: EventLoopGroup
-    private let state: GatewayState
+    let state: GatewayState
     private let pools: UpstreamPools
     private let quiescing: ServerQuiescingHelper
     /// Held for a whole reload, so SIGHUP and the folder watcher never interleave their read-modify-write.

@@ -13,7 +13,7 @@ struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "A multi-tenant identity gateway: sign-up, login, JWT validation and a policy-enforcing reverse proxy.",
-        subcommands: [Serve.self, Check.self, Echo.self]
+        subcommands: [Serve.self, Check.self, Users.self, Keys.self, Echo.self]
     )
 }
 
@@ -50,7 +50,12 @@ struct Serve: AsyncParsableCommand {
         // GATEHOUSE_THREADS overrides the number of event loops (default: one per core).
         let threads = environment["GATEHOUSE_THREADS"].flatMap(Int.init).map { max(1, $0) } ?? System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let server = try GatewayServer(configuration: loaded, environment: environment, group: group, logger: logger)
+        let server: GatewayServer
+        do {
+            server = try GatewayServer(configuration: loaded, environment: environment, group: group, logger: logger)
+        } catch {
+            throw Failure(description: "gatehouse: \(error)")
+        }
         var configuration = ServiceGroupConfiguration(
             services: [.init(service: GatewayService(server: server, logger: logger))],
             gracefulShutdownSignals: [.sigterm, .sigint],
