@@ -116,6 +116,14 @@ let package = Package(
             dependencies: ["GatehouseConfiguration"]
         ),
         .testTarget(
+            name: "GatehouseTokensTests",
+            dependencies: ["GatehouseTokens", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "GatehouseIdentityTests",
+            dependencies: ["GatehouseIdentity", "GatehouseTokens", "GatehouseConfiguration"]
+        ),
+        .testTarget(
             name: "GatehouseProxyTests",
             dependencies: ["GatehouseProxy", "GatehouseConfiguration"]
         ),

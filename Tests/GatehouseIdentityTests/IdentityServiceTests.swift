@@ -1,0 +1,119 @@
+import Foundation
+import GatehouseTokens
+import Testing
+@testable import GatehouseIdentity
+
+@Suite struct IdentityServiceTests {
+    @Test func concurrentSignupsOfOneEmailCreateExactlyOneUser() async throws {
+        let fixture = try IdentityFixture.make()
+        defer { Task { await fixture.close() } }
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<12 {
+                group.addTask {
+                    let email = index % 2 == 0 ? "race@acme.test" : "RACE@acme.test"
+                    return (try? await fixture.identity.signUp(tenant: fixture.tenant, email: email, password: "long enough pw", name: nil)) != nil
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.filter { $0 }.count == 1)
+        #expect(try await fixture.identity.store.users(tenant: "acme").count == 1)
+    }
+
+    @Test func signupValidatesItsInput() async throws {
+        let fixture = try IdentityFixture.make(tenantExtra: "password: {min_length: 10}\n")
+        defer { Task { await fixture.close() } }
+        let identity = fixture.identity
+        await #expect(throws: IdentityError.invalidEmail) {
+            try await identity.signUp(tenant: fixture.tenant, email: "no-at-sign", password: "long enough pw", name: nil)
+        }
+        await #expect(throws: IdentityError.passwordTooShort(minimum: 10)) {
+            try await identity.signUp(tenant: fixture.tenant, email: "a@acme.test", password: "123456789", name: nil)
+        }
+        await #expect(throws: IdentityError.passwordTooLong) {
+            try await identity.signUp(tenant: fixture.tenant, email: "a@acme.test", password: String(repeating: "x", count: 1025), name: nil)
+        }
+        var closed = fixture.tenant
+        closed.signup.allowedEmailDomains = ["acme.test"]
+        await #expect(throws: IdentityError.domainNotAllowed) {
+            try await identity.signUp(tenant: closed, email: "a@evil.test", password: "long enough pw", name: nil)
+        }
+        closed.signup.enabled = false
+        await #expect(throws: IdentityError.signupDisabled) {
+            try await identity.signUp(tenant: closed, email: "a@acme.test", password: "long enough pw", name: nil)
+        }
+    }
+
+    @Test func refreshRotatesAndAReusedTokenRevokesTheWholeLogin() async throws {
+        let fixture = try IdentityFixture.make()
+        defer { Task { await fixture.close() } }
+        let identity = fixture.identity
+        _ = try await identity.signUp(tenant: fixture.tenant, email: "r@acme.test", password: "long enough pw", name: "R")
+        let first = try await identity.logIn(tenant: fixture.tenant, email: "R@ACME.test", password: "long enough pw")
+        let second = try await identity.refresh(tenant: fixture.tenant, refreshToken: first.refreshToken)
+        #expect(second.refreshToken != first.refreshToken)
+        #expect(second.claims.sid == first.claims.sid)
+        // The spent token again: refused, and the login (with the newer token) is gone.
+        await #expect(throws: IdentityError.invalidRefreshToken) { try await identity.refresh(tenant: fixture.tenant, refreshToken: first.refreshToken) }
+        await #expect(throws: IdentityError.invalidRefreshToken) { try await identity.refresh(tenant: fixture.tenant, refreshToken: second.refreshToken) }
+        #expect(identity.revocations.isRevoked(tokenID: "-", login: first.claims.sid))
+        await #expect(throws: IdentityError.invalidRefreshToken) { try await identity.refresh(tenant: fixture.tenant, refreshToken: "unknown") }
+    }
+
+    @Test func lockoutStartsAfterMaxFailuresAndSkipsHashing() async throws {
+        let fixture = try IdentityFixture.make(tenantExtra: "lockout: {max_failures: 3, window: 15m}\n")
+        defer { Task { await fixture.close() } }
+        let identity = fixture.identity
+        _ = try await identity.signUp(tenant: fixture.tenant, email: "l@acme.test", password: "long enough pw", name: nil)
+        for _ in 0..<3 {
+            await #expect(throws: IdentityError.invalidCredentials) {
+                try await identity.logIn(tenant: fixture.tenant, email: "l@acme.test", password: "wrong password")
+            }
+        }
+        do {
+            _ = try await identity.logIn(tenant: fixture.tenant, email: "l@acme.test", password: "long enough pw")
+            Issue.record("a locked-out account logged in")
+        } catch IdentityError.lockedOut(let retryAfter) {
+            #expect(retryAfter > 800 && retryAfter <= 900)
+        }
+    }
+
+    @Test func passwordChangeAndDisablingRevokeLogins() async throws {
+        let fixture = try IdentityFixture.make()
+        defer { Task { await fixture.close() } }
+        let identity = fixture.identity
+        _ = try await identity.signUp(tenant: fixture.tenant, email: "p@acme.test", password: "long enough pw", name: nil)
+        let phone = try await identity.logIn(tenant: fixture.tenant, email: "p@acme.test", password: "long enough pw")
+        let laptop = try await identity.logIn(tenant: fixture.tenant, email: "p@acme.test", password: "long enough pw")
+        try await identity.changePassword(tenant: fixture.tenant, claims: laptop.claims, current: "long enough pw", new: "another long pw")
+        #expect(identity.revocations.isRevoked(tokenID: "-", login: phone.claims.sid))
+        #expect(!identity.revocations.isRevoked(tokenID: "-", login: laptop.claims.sid))
+        await #expect(throws: IdentityError.invalidCredentials) {
+            try await identity.logIn(tenant: fixture.tenant, email: "p@acme.test", password: "long enough pw")
+        }
+        try await identity.setDisabled(tenant: fixture.tenant, email: "p@acme.test", disabled: true)
+        #expect(identity.revocations.isRevoked(tokenID: "-", login: laptop.claims.sid))
+        await #expect(throws: IdentityError.invalidCredentials) {
+            try await identity.logIn(tenant: fixture.tenant, email: "p@acme.test", password: "another long pw")
+        }
+    }
+
+    @Test func keysAreCreatedOnceRotatedAndRetired() async throws {
+        let fixture = try IdentityFixture.make()
+        defer { Task { await fixture.close() } }
+        let keys = fixture.identity.keys
+        try await keys.setTenants([fixture.tenant])
+        let first = try await keys.activeKey(for: fixture.tenant, now: 1000)
+        #expect(try await keys.activeKey(for: fixture.tenant, now: 1001).kid == first.kid)
+        let second = try await keys.rotate(fixture.tenant, now: 2000)
+        let ring = keys.directory.ring(for: "acme")
+        #expect(ring.signingKey?.kid == second)
+        #expect(Set(ring.verificationKeys.keys) == [first.kid, second])
+        // Once every token the old key signed has expired (access_ttl 15m + skew 30s), it leaves the ring.
+        try await keys.reload(now: 2000 + 15 * 60 + 31)
+        #expect(Set(keys.directory.ring(for: "acme").verificationKeys.keys) == [second])
+        // Another process with the same store and master key sees the same keys.
+        let stored = try await fixture.identity.store.signingKeys(tenant: "acme")
+        #expect(stored.count == 2 && stored.allSatisfy { !$0.sealedPrivateKey.isEmpty })
+    }
+}
