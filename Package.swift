@@ -131,6 +131,9 @@ let package = Package(
             name: "GatehouseServerTests",
             dependencies: [
                 "GatehouseServer",
+                "GatehouseIdentity",
+                "GatehouseTokens",
+                .product(name: "Crypto", package: "swift-crypto"),
                 "GatehouseEcho",
                 "GatehouseConfiguration",
                 "GatehouseTestSupport",

@@ -181,3 +181,17 @@ public func request(
     try connection.send(text)
     return try connection.readResponse(forHead: method == "HEAD")
 }
+
+/// ``request(port:_:method:host:headers:body:)`` on a thread of its own, so a test waiting for the gateway never
+/// blocks the Swift concurrency pool the gateway's own endpoints run on.
+public func requestOffThread(
+    port: Int, _ target: String, method: String = "GET", host: String = "acme.test", headers: [(String, String)] = [],
+    body: String? = nil
+) async throws -> TestResponse {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(with: Result { try request(port: port, target, method: method, host: host, headers: headers, body: body) })
+        }
+        thread.start()
+    }
+}
