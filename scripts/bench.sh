@@ -4,6 +4,8 @@
 #   scripts/bench.sh              # release build, then Gatehouse on a public route vs nginx-plain, A B A B
 #   ROUNDS=4 scripts/bench.sh     # more rounds for a steadier median
 #   scripts/bench.sh startup      # start-up time with 10,000 tenant files
+#   scripts/bench.sh auth         # an authenticated ES256 route (token from Gatehouse's own login) vs nginx-plain and
+#                                 # haproxy-es256, then the login scenario (POST /auth/token) vs the FastAPI peers
 #
 # Needs ../shared/bench/setup.sh run once (as root). Everything listens on 127.0.0.1 only.
 set -euo pipefail
@@ -57,8 +59,49 @@ YAML
     ROUNDS="${ROUNDS:-2}" \
         "$BENCH/run.sh" proxy
     ;;
+auth)
+    cat >"$WORK/tenants/bench.yaml" <<YAML
+hosts: [127.0.0.1]
+signup: {enabled: true}
+tokens: {algorithm: ES256, access_ttl: 1h}
+lockout: {max_failures: 1000, window: 1m}
+identity_headers: {X-User-Id: sub, X-User-Email: email, X-User-Roles: roles, X-User-Tenant: tenant}
+routes:
+  - {path: /api, upstream: "http://127.0.0.1:18000", require: authenticated}
+YAML
+    "$BIN" check --config "$WORK/config/gatehouse.yaml" >&2
+    # Sign a user up and log in once to get a token from Gatehouse itself; the user, the keys and the master key
+    # stay in $WORK/data, so the gateway the harness starts (GATEWAY_CMD, measured as a server) accepts it.
+    "$BIN" serve --config "$WORK/config/gatehouse.yaml" >/dev/null 2>"$WORK/serve.log" &
+    GATEWAY_PID=$!
+    until curl -sf -o /dev/null http://127.0.0.1:18059/readyz; do sleep 0.1; done
+    curl -sf -o /dev/null -X POST http://127.0.0.1:18050/auth/signup -H 'Content-Type: application/json' \
+        -d '{"email":"tokenuser@example.com","password":"bench-password-1"}'
+    curl -sf -X POST http://127.0.0.1:18050/auth/login -H 'Content-Type: application/json' \
+        -d '{"email":"tokenuser@example.com","password":"bench-password-1"}' |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' >"$WORK/gatehouse.jwt"
+    kill -TERM "$GATEWAY_PID"; wait "$GATEWAY_PID" || true
+    export GATEWAY_CMD="$BIN serve --config $WORK/config/gatehouse.yaml"
+    GATEWAY_NAME=gatehouse-es256 \
+    GATEWAY_URL=http://127.0.0.1:18050/api \
+    GATEWAY_TOKEN_FILE="$WORK/gatehouse.jwt" \
+    GATEWAY_ALG=es256 \
+    TARGETS="${TARGETS:-nginx-plain haproxy-es256}" \
+    ROUNDS="${ROUNDS:-2}" \
+        "$BENCH/run.sh" proxy
+    GATEWAY_NAME=gatehouse \
+    GATEWAY_URL=http://127.0.0.1:18050/api \
+    GATEWAY_TOKEN_FILE="$WORK/gatehouse.jwt" \
+    GATEWAY_SIGNUP_URL=http://127.0.0.1:18050/auth/signup \
+    GATEWAY_SIGNUP_BODY='{"email":"benchuser@example.com","password":"bench-password-1"}' \
+    GATEWAY_LOGIN_URL=http://127.0.0.1:18050/auth/token \
+    GATEWAY_LOGIN_BODY='grant_type=password&username=benchuser%40example.com&password=bench-password-1' \
+    GATEWAY_BCRYPT_COST='argon2id m=19MiB t=2 p=1' \
+    ROUNDS="${ROUNDS:-2}" \
+        "$BENCH/run.sh" login
+    ;;
 *)
-    echo "usage: scripts/bench.sh [proxy|startup]" >&2
+    echo "usage: scripts/bench.sh [proxy|startup|auth]" >&2
     exit 2
     ;;
 esac

@@ -77,13 +77,23 @@ struct RouteAuthorizer: Sendable {
             clockSkewSeconds: Int64(configuration.tokens.clockSkew.components.seconds))
     }
 
+    /// `Authorization: Bearer <token68>` (RFC 6750 §2.1), scheme case-insensitive. Parsed on the UTF-8 bytes: this
+    /// runs on every request, and Foundation's string helpers cost more than the token check itself.
     static func credential(in headers: HTTPHeaders) -> PresentedCredential {
         guard let value = headers.first(name: "authorization") else { return .none }
-        let trimmed = value.drop(while: { $0 == " " })
-        guard trimmed.count >= 6, trimmed.prefix(6).lowercased() == "bearer" else { return .none }
-        let token = trimmed.dropFirst(6).trimmingCharacters(in: .whitespaces)
-        guard !token.isEmpty, !token.contains(" ") else { return .malformedBearer }
-        return .bearer(token)
+        let bytes = value.utf8
+        var start = bytes.startIndex
+        while start != bytes.endIndex, bytes[start] == UInt8(ascii: " ") { start = bytes.index(after: start) }
+        let scheme = bytes[start...].prefix(6)
+        guard scheme.count == 6, zip(scheme, "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return .none }
+        var tokenStart = bytes.index(start, offsetBy: 6)
+        guard tokenStart == bytes.endIndex || bytes[tokenStart] == UInt8(ascii: " ") else { return .none }  // "Bearerx"
+        while tokenStart != bytes.endIndex, bytes[tokenStart] == UInt8(ascii: " ") { tokenStart = bytes.index(after: tokenStart) }
+        var tokenEnd = bytes.endIndex
+        while tokenEnd != tokenStart, bytes[bytes.index(before: tokenEnd)] == UInt8(ascii: " ") { tokenEnd = bytes.index(before: tokenEnd) }
+        let token = bytes[tokenStart..<tokenEnd]
+        guard !token.isEmpty, !token.contains(UInt8(ascii: " ")) else { return .malformedBearer }
+        return .bearer(String(Substring(token)))
     }
 
     static func challenge(_ tenant: Tenant, error: String?) -> String {
