@@ -6,6 +6,7 @@
 #   scripts/bench.sh startup      # start-up time with 10,000 tenant files
 #   scripts/bench.sh auth         # an authenticated ES256 route (token from Gatehouse's own login) vs nginx-plain and
 #                                 # haproxy-es256, then the login scenario (POST /auth/token) vs the FastAPI peers
+#   scripts/bench.sh flood        # p99 of an authenticated route alone, then while 50 logins are in flight
 #
 # Needs ../shared/bench/setup.sh run once (as root). Everything listens on 127.0.0.1 only.
 set -euo pipefail
@@ -100,8 +101,44 @@ YAML
     ROUNDS="${ROUNDS:-2}" \
         "$BENCH/run.sh" login
     ;;
+flood)
+    command -v wrk >/dev/null || { echo "wrk is missing (run ../shared/bench/setup.sh)" >&2; exit 1; }
+    cat >"$WORK/tenants/bench.yaml" <<YAML
+hosts: [127.0.0.1]
+signup: {enabled: true}
+tokens: {access_ttl: 1h}
+lockout: {max_failures: 1000, window: 1m}
+routes:
+  - {path: /api, upstream: "http://127.0.0.1:18077", require: authenticated}
+YAML
+    "$BIN" echo --listen 127.0.0.1:18077 >/dev/null &
+    ECHO_PID=$!
+    "$BIN" serve --config "$WORK/config/gatehouse.yaml" >/dev/null 2>"$WORK/serve.log" &
+    GATEWAY_PID=$!
+    trap 'kill $GATEWAY_PID $ECHO_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+    until curl -sf -o /dev/null http://127.0.0.1:18059/readyz; do sleep 0.1; done
+    curl -sf -o /dev/null -X POST http://127.0.0.1:18050/auth/signup -H 'Content-Type: application/json' \
+        -d '{"email":"flood@example.com","password":"bench-password-1"}'
+    TOKEN=$(curl -sf -X POST http://127.0.0.1:18050/auth/login -H 'Content-Type: application/json' \
+        -d '{"email":"flood@example.com","password":"bench-password-1"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+    cat >"$WORK/login.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = "grant_type=password&username=flood%40example.com&password=bench-password-1"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+LUA
+    proxied() { wrk -t1 -c16 -d8s --latency -H "Authorization: Bearer $TOKEN" http://127.0.0.1:18050/api/x | awk '$1=="99%"{print $2} /Requests\/sec/{print $2}' | paste -sd' '; }
+    for round in $(seq 1 "${ROUNDS:-2}"); do
+        echo "round $round, proxied alone (p99, req/s): $(proxied)"
+        wrk -t1 -c50 -d11s -s "$WORK/login.lua" http://127.0.0.1:18050/auth/token >"$WORK/logins.txt" &
+        LOGINS=$!
+        sleep 1.5
+        echo "round $round, proxied with 50 logins in flight (p99, req/s): $(proxied)"
+        wait $LOGINS
+        echo "round $round, logins/s meanwhile: $(awk '/Requests\/sec/{print $2}' "$WORK/logins.txt"), non-2xx: $(awk '/Non-2xx/{print $5}' "$WORK/logins.txt")"
+    done
+    ;;
 *)
-    echo "usage: scripts/bench.sh [proxy|startup|auth]" >&2
+    echo "usage: scripts/bench.sh [proxy|startup|auth|flood]" >&2
     exit 2
     ;;
 esac

@@ -2,8 +2,13 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A bounded pool for slow, blocking work (password hashing): one thread per core and a bounded queue. When the
-/// queue is full the work is refused at once, so a login flood gets 503s instead of starving the proxy.
+/// queue is full the work is refused at once. Its threads run at a lower scheduling priority than the event
+/// loops, so a login flood uses the cores the proxy leaves idle instead of starving it.
 public final class HashingPool: Sendable {
     public struct Overloaded: Error, CustomStringConvertible {
         public var description: String { "too many password checks are queued" }
@@ -16,7 +21,7 @@ public final class HashingPool: Sendable {
 
     public init(threads: Int = System.coreCount, queueLength: Int? = nil) {
         self.threads = NIOThreadPool(numberOfThreads: max(1, threads))
-        self.capacity = max(1, threads) + (queueLength ?? max(1, threads) * 16)
+        self.capacity = max(1, threads) + (queueLength ?? max(1, threads) * 64)
         self.threads.start()
     }
 
@@ -29,7 +34,18 @@ public final class HashingPool: Sendable {
         }
         guard admitted else { throw Overloaded() }
         defer { inFlight.withLock { $0 -= 1 } }
-        return try await threads.runIfActive(body)
+        return try await threads.runIfActive {
+            Self.lowerThreadPriority()
+            return try body()
+        }
+    }
+
+    /// Nice 10 for the calling thread: on Linux `setpriority(PRIO_PROCESS, 0, ...)` applies to the calling thread
+    /// only (a no-op elsewhere). Cheap next to a hash, so it is simply applied on every job.
+    static func lowerThreadPriority() {
+        #if os(Linux)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        #endif
     }
 
     public func shutdown() async throws {
