@@ -12,6 +12,9 @@ public final class SigningKeyManager: Sendable {
     /// Decrypted keys by `tenant/kid`: the store is polled often, but each key is opened only once.
     private let opened = Mutex<[String: SigningKey]>([:])
     private let tenants = Mutex<[String: TenantConfiguration]>([:])
+    /// Bumped whenever one tenant's ring is replaced, so a full reload that read the store before that change
+    /// does not put the older rings back (it skips, and the next reload catches up).
+    private let generation = Mutex(0)
 
     public init(store: any IdentityStore, masterKey: MasterKey, directory: KeyDirectory = KeyDirectory()) {
         self.store = store
@@ -27,6 +30,7 @@ public final class SigningKeyManager: Sendable {
 
     /// Rebuilds every ring from the store.
     public func reload(now: Int64 = SigningKeyManager.now()) async throws {
+        let startedAt = generation.withLock { $0 }
         let stored = try await store.allSigningKeys()
         let configurations = tenants.withLock { $0 }
         var rings: [String: KeyRing] = [:]
@@ -35,7 +39,9 @@ public final class SigningKeyManager: Sendable {
         for (id, configuration) in configurations {
             rings[id] = try ring(for: configuration, stored: byTenant[id] ?? [], now: now)
         }
-        directory.replaceAll(rings)
+        generation.withLock { current in
+            if current == startedAt { directory.replaceAll(rings) }
+        }
     }
 
     /// The key that signs for `tenant` now, created (and stored) on first use.
@@ -84,7 +90,11 @@ public final class SigningKeyManager: Sendable {
 
     private func reloadTenant(_ tenant: TenantConfiguration, now: Int64) async throws {
         let stored = try await store.signingKeys(tenant: tenant.id)
-        directory.replace(try ring(for: tenant, stored: stored, now: now), for: tenant.id)
+        let fresh = try ring(for: tenant, stored: stored, now: now)
+        generation.withLock { current in
+            current += 1
+            directory.replace(fresh, for: tenant.id)
+        }
     }
 
     private func ring(for tenant: TenantConfiguration, stored: [StoredSigningKey], now: Int64) throws -> KeyRing {

@@ -331,7 +331,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         let endpoints = state.endpoints
         let tenant = call.tenant
         let promise = context.eventLoop.makePromise(of: EndpointResponse.self)
-        promise.completeWithTask { await endpoints.handle(request, tenant: tenant) }
+        Task(executorPreference: state.endpointExecutor) { promise.succeed(await endpoints.handle(request, tenant: tenant)) }
         promise.futureResult.assumeIsolated().whenSuccess { [self] response in
             guard case .endpoint(let current) = phase, current === call, let context = self.context else { return }
             respond(to: call, with: response, context: context)

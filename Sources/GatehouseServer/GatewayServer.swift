@@ -149,6 +149,7 @@ public final class GatewayServer: Sendable {
         try? await adminChannel?.close()
         storeSync.withLockedValue { $0?.cancel() }
         try? await state.identity.shutdown()
+        await state.endpointExecutor.shutdown()
         state.accessLog?.flush()
         logger.info("gatehouse stopped")
     }

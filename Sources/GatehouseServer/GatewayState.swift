@@ -13,6 +13,7 @@ final class GatewayState: Sendable {
     let identity: IdentityService
     let authorizer: RouteAuthorizer
     let endpoints: AuthEndpoints
+    let endpointExecutor = EndpointExecutor()
     let accessLog: AccessLogger?
 
     init(configuration: GatewayConfiguration, tenants: TenantDirectory, identity: IdentityService, accessLog: AccessLogger?) {
