@@ -65,11 +65,7 @@ public final class IdentityService: Sendable {
         let hash = try await hashOnPool(password)
         let user = UserRecord(
             tenant: tenant.id, email: email, name: name ?? "", roles: tenant.signup.defaultRoles, passwordHash: hash, createdAt: Self.now())
-        do {
-            try await store.insertUser(user)
-        } catch IdentityStoreError.emailTaken {
-            throw IdentityError.emailTaken
-        }
+        try await insert(user)
         return user
     }
 
@@ -79,11 +75,7 @@ public final class IdentityService: Sendable {
         try Self.checkPassword(password, tenant: tenant)
         let user = UserRecord(
             tenant: tenant.id, email: email, name: name, roles: roles, passwordHash: try await hashOnPool(password), createdAt: Self.now())
-        do {
-            try await store.insertUser(user)
-        } catch IdentityStoreError.emailTaken {
-            throw IdentityError.emailTaken
-        }
+        try await insert(user)
         return user
     }
 
@@ -240,19 +232,29 @@ public final class IdentityService: Sendable {
 
     private func hashOnPool(_ password: String) async throws -> String {
         let hasher = self.hasher
+        return try await onPool { hasher.hash(password) }
+    }
+
+    private func verifyOnPool(_ password: String, against stored: String) async throws -> PasswordHasher.Verification {
+        let hasher = self.hasher
+        return try await onPool { hasher.verify(password, against: stored) }
+    }
+
+    /// Runs hashing work on the bounded pool; a full queue is ``IdentityError/overloaded`` (503 upstream of here).
+    private func onPool<Result: Sendable>(_ body: @escaping @Sendable () -> Result) async throws -> Result {
         do {
-            return try await pool.run { hasher.hash(password) }
+            return try await pool.run(body)
         } catch is HashingPool.Overloaded {
             throw IdentityError.overloaded
         }
     }
 
-    private func verifyOnPool(_ password: String, against stored: String) async throws -> PasswordHasher.Verification {
-        let hasher = self.hasher
+    /// Stores a new user; a concurrent sign-up of the same email loses here, on the store's uniqueness rule.
+    private func insert(_ user: UserRecord) async throws {
         do {
-            return try await pool.run { hasher.verify(password, against: stored) }
-        } catch is HashingPool.Overloaded {
-            throw IdentityError.overloaded
+            try await store.insertUser(user)
+        } catch IdentityStoreError.emailTaken {
+            throw IdentityError.emailTaken
         }
     }
 

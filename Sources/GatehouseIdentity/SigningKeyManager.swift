@@ -49,15 +49,14 @@ public final class SigningKeyManager: Sendable {
         if let key = directory.ring(for: tenant.id).signingKey, key.algorithm.rawValue == tenant.tokens.algorithm.rawValue {
             return key
         }
-        if tenant.tokens.algorithm == .hs256 {
-            try await reloadTenant(tenant, now: now)
-            guard let key = directory.ring(for: tenant.id).signingKey else { throw KeyFailure.noSecret(tenant.id) }
-            return key
+        if tenant.tokens.algorithm != .hs256 {
+            let active = try await store.signingKeys(tenant: tenant.id).first { $0.retiredAt == nil }
+            // None yet (unless another replica wins the race), or the configured algorithm changed: a rotation.
+            // When another process already made a suitable key, it is only loaded.
+            if active?.algorithm != tenant.tokens.algorithm.rawValue {
+                try await createKey(for: tenant, replacing: active != nil, now: now)
+            }
         }
-        let existing = try await store.signingKeys(tenant: tenant.id)
-        let active = existing.first { $0.retiredAt == nil }
-        // The configured algorithm changed: that is a rotation. Otherwise only create when no replica has yet.
-        try await createKey(for: tenant, replacing: active.map { $0.algorithm != tenant.tokens.algorithm.rawValue } ?? false, now: now)
         try await reloadTenant(tenant, now: now)
         guard let key = directory.ring(for: tenant.id).signingKey else { throw KeyFailure.noSecret(tenant.id) }
         return key

@@ -94,7 +94,8 @@ public final class UpstreamConnectionPool {
                 expired.append(connection)
                 return false
             }
-            if keep.count != stack.count { idle[key] = keep.isEmpty ? nil : keep }
+            // Empty stacks go too (leases pop in place and leave them), so the sweeper stops when nothing is idle.
+            if keep.isEmpty { idle[key] = nil } else if keep.count != stack.count { idle[key] = keep }
         }
         for connection in expired {
             connection.idleSince = nil

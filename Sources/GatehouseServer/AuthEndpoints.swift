@@ -21,22 +21,20 @@ struct EndpointResponse: Sendable {
     var body: String
 
     init(_ status: HTTPResponseStatus, json: String, headers: [(String, String)] = []) {
+        self.init(status: status, headers: [("Content-Type", "application/json")] + headers, body: json)
+    }
+
+    init(status: HTTPResponseStatus, headers: [(String, String)], body: String) {
         self.status = status
-        self.headers = [("Content-Type", "application/json")] + headers
-        self.body = json
+        self.headers = headers
+        self.body = body
     }
 
     init(_ problem: ProblemResponse) {
-        status = problem.status
-        headers = [("Content-Type", "application/problem+json")] + problem.headers
-        body = problem.body
+        self.init(status: problem.status, headers: [("Content-Type", "application/problem+json")] + problem.headers, body: problem.body)
     }
 
-    static func noContent() -> EndpointResponse {
-        var response = EndpointResponse(.noContent, json: "")
-        response.headers = []
-        return response
-    }
+    static let noContent = EndpointResponse(status: .noContent, headers: [], body: "")
 }
 
 /// The endpoints of §4 under `/auth/` and `/.well-known/` (all but the HTML pages).
@@ -150,16 +148,12 @@ struct AuthEndpoints: Sendable {
     private func logOut(_ request: EndpointRequest, _ tenant: Tenant) async throws -> EndpointResponse {
         let claims = try bearerClaims(request, tenant)
         try await identity.logOut(tenant: tenant.configuration, claims: claims)
-        return .noContent()
+        return .noContent
     }
 
     private func me(_ request: EndpointRequest, _ tenant: Tenant) async throws -> EndpointResponse {
         let claims = try bearerClaims(request, tenant)
-        do {
-            return EndpointResponse(.ok, json: Self.userJSON(try await identity.user(tenant: tenant.configuration, claims: claims)))
-        } catch IdentityError.unknownUser {
-            throw TokenProblem(rejection: .revoked)
-        }
+        return EndpointResponse(.ok, json: Self.userJSON(try await identity.user(tenant: tenant.configuration, claims: claims)))
     }
 
     private func changePassword(_ request: EndpointRequest, _ tenant: Tenant) async throws -> EndpointResponse {
@@ -171,10 +165,8 @@ struct AuthEndpoints: Sendable {
             try await identity.changePassword(tenant: tenant.configuration, claims: claims, current: current, new: new)
         } catch IdentityError.invalidCredentials {
             return EndpointResponse(ProblemResponse(.unauthorized, "The current password is wrong."))
-        } catch IdentityError.unknownUser {
-            throw TokenProblem(rejection: .revoked)
         }
-        return .noContent()
+        return .noContent
     }
 
     private func jwks(_ tenant: TenantConfiguration) async throws -> EndpointResponse {
@@ -206,14 +198,10 @@ struct AuthEndpoints: Sendable {
     // MARK: Helpers
 
     private func bearerClaims(_ request: EndpointRequest, _ tenant: Tenant) throws -> AccessTokenClaims {
-        switch RouteAuthorizer.credential(in: request.headers) {
-        case .none: throw TokenProblem(rejection: nil)
-        case .malformedBearer: throw TokenProblem(rejection: .malformed)
-        case .bearer(let token):
-            switch authorizer.validator.validate(token, for: RouteAuthorizer.expectations(tenant)) {
-            case .success(let claims): return claims
-            case .failure(let rejection): throw TokenProblem(rejection: rejection)
-            }
+        switch authorizer.authenticate(request.headers, tenant: tenant) {
+        case .valid(let claims): return claims
+        case .anonymous: throw TokenProblem(rejection: nil)
+        case .invalid(let rejection): throw TokenProblem(rejection: rejection)
         }
     }
 
@@ -297,7 +285,7 @@ struct JSONBody {
 
     func string(_ field: String) throws -> String {
         guard let value = object[field] else { throw BadRequest(status: .badRequest, detail: "'\(field)' is missing.") }
-        guard let text = value as? String, !(value is NSNumber) else {
+        guard let text = value as? String else {
             throw BadRequest(status: .badRequest, detail: "'\(field)' must be a string.")
         }
         return text

@@ -29,8 +29,8 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     private let headTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private var state = State.idle
-    private var timer: Scheduled<Void>?
-    private var deadline: NIODeadline?
+    private var timer: DeadlineTimer?
+    private var context: ChannelHandlerContext?
 
     init(headTimeout: TimeAmount, idleTimeout: TimeAmount) {
         self.headTimeout = headTimeout
@@ -39,25 +39,30 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
 
     func channelActive(context: ChannelHandlerContext) {
         // A fresh connection gets the head timeout straight away: opening a socket and sending nothing is slow-loris too.
-        arm(headTimeout, context: context)
+        timer?.arm(in: headTimeout)
         context.fireChannelActive()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { arm(headTimeout, context: context) }
+        self.context = context
+        timer = DeadlineTimer(eventLoop: context.eventLoop) { [weak self] in self?.expire() }
+        if context.channel.isActive { timer?.arm(in: headTimeout) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
-        timer = nil
-        deadline = nil
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .idle = state {
             state = .readingHead
-            arm(headTimeout, context: context)
+            timer?.arm(in: headTimeout)
         }
         context.fireChannelRead(data)
     }
@@ -70,44 +75,19 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
         switch event {
         case .requestHeadReceived:
             state = .busy
-            disarm()
+            timer?.disarm()
         case .responseCompleted:
             state = .idle
-            arm(idleTimeout, context: context)
+            timer?.arm(in: idleTimeout)
         case .tunnelStarted:
             state = .tunnel
-            disarm()
+            timer?.disarm()
         }
         promise?.succeed()
     }
 
-    /// Sets the deadline for the current state. A timer is only scheduled when none is pending: the pending one
-    /// re-arms itself for a later deadline when it fires, so a busy keep-alive connection costs no timer per request.
-    private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {
-        deadline = .now() + timeout
-        if timer == nil { schedule(at: deadline!, context: context) }
-    }
-
-    private func disarm() {
-        deadline = nil
-    }
-
-    private func schedule(at when: NIODeadline, context: ChannelHandlerContext) {
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) { [weak self] in
-            guard let self else { return }
-            self.timer = nil
-            self.fire(context: loopBound.value)
-        }
-    }
-
-    private func fire(context: ChannelHandlerContext) {
-        guard let deadline else { return }
-        guard NIODeadline.now() >= deadline else {
-            schedule(at: deadline, context: context)
-            return
-        }
-        self.deadline = nil
+    private func expire() {
+        guard let context else { return }
         switch state {
         case .readingHead:
             // Below the HTTP encoder: write the answer as bytes.

@@ -34,8 +34,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// A `read` held back because the upstream side cannot take more yet.
     private var readPending = false
     private var requestIDs = RequestIDGenerator()
-    /// One timer per connection for the upstream response deadline, re-armed lazily (see `checkResponseDeadline`).
-    private var responseTimer: Scheduled<Void>?
+    /// The upstream response deadline of the exchange in progress; one timer per connection.
+    private var responseTimer: DeadlineTimer?
 
     init(state: GatewayState, pool: UpstreamConnectionPool, connection: ClientConnectionInfo, isHTTP2: Bool) {
         self.state = state
@@ -44,9 +44,15 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.isHTTP2 = isHTTP2
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        responseTimer = DeadlineTimer(eventLoop: context.eventLoop) { [weak self] in self?.responseTimedOut() }
+    }
 
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        responseTimer?.cancel()
+        self.context = nil
+    }
 
     // MARK: Client side
 
@@ -69,9 +75,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelInactive(context: ChannelHandlerContext) {
         responseTimer?.cancel()
-        responseTimer = nil
         if case .exchanging(let exchange) = phase {
-            exchange.cancelTimeout()
             exchange.connection?.close()
             exchange.connection = nil
             log(exchange, status: exchange.responseStatus ?? 499)
@@ -263,7 +267,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func receiveRequestBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
-        if case .endpoint(let call) = phase, !call.dispatched {
+        if case .endpoint(let call) = phase {
             var buffer = buffer
             let limit = state.configuration.limits.authBodyBytes
             guard call.body.readableBytes + buffer.readableBytes <= limit else {
@@ -314,7 +318,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 finishExchange(exchange, context: context)
                 if !exchange.clientKeepAlive { context.close(promise: nil) }
             } else if exchange.connection != nil, exchange.responseStatus == nil {
-                startResponseTimeout(exchange)
+                startResponseTimeout()
             }
         default:
             break
@@ -326,7 +330,6 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Runs an endpoint off the event loop (it may hash a password or touch the store) and writes its answer
     /// back on this loop, unless the client went away meanwhile.
     private func dispatch(_ call: EndpointCall, context: ChannelHandlerContext) {
-        call.dispatched = true
         let request = EndpointRequest(method: call.head.method, path: call.path, headers: call.head.headers, body: call.body)
         let endpoints = state.endpoints
         let tenant = call.tenant
@@ -390,34 +393,19 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         exchange.upstreamStart = .now()
         exchange.sendBuffered()
         upstream.flush()
-        if exchange.requestComplete && exchange.responseStatus == nil { startResponseTimeout(exchange) }
+        if exchange.requestComplete && exchange.responseStatus == nil { startResponseTimeout() }
         if upstream.isWritable { resumeClientReads() }
     }
 
-    /// Starts the wait for the upstream's response head. Scheduling a timer per request is costly, so one timer
-    /// per connection is kept and, when it fires early for a newer exchange, re-armed for that exchange's deadline.
-    private func startResponseTimeout(_ exchange: ProxyExchange) {
-        guard exchange.responseDeadline == nil else { return }
-        exchange.responseDeadline = .now() + state.configuration.limits.upstreamTimeout.timeAmount
-        if responseTimer == nil { scheduleResponseTimer(at: exchange.responseDeadline!) }
+    /// Starts the wait for the upstream's response head, once per attempt (it is called when the request is
+    /// complete and when the connection is attached, whichever comes last).
+    private func startResponseTimeout() {
+        guard responseTimer?.isArmed == false else { return }
+        responseTimer?.arm(in: state.configuration.limits.upstreamTimeout.timeAmount)
     }
 
-    private func scheduleResponseTimer(at deadline: NIODeadline) {
-        guard let context else { return }
-        responseTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            responseTimer = nil
-            checkResponseDeadline()
-        }
-    }
-
-    private func checkResponseDeadline() {
-        guard case .exchanging(let exchange) = phase, exchange.responseStatus == nil, let deadline = exchange.responseDeadline,
-            let context
-        else { return }
-        guard NIODeadline.now() >= deadline else {
-            scheduleResponseTimer(at: deadline)
-            return
-        }
+    private func responseTimedOut() {
+        guard case .exchanging(let exchange) = phase, exchange.responseStatus == nil, let context else { return }
         abandonUpstream(exchange)
         let seconds = ConfigurationValues.format(state.configuration.limits.upstreamTimeout)
         finishWithProblem(
@@ -426,7 +414,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Closes the upstream connection of an exchange that cannot finish cleanly.
     private func abandonUpstream(_ exchange: ProxyExchange) {
-        exchange.cancelTimeout()
+        responseTimer?.disarm()
         exchange.connection?.close()
         exchange.connection = nil
     }
@@ -436,7 +424,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
             return  // the gateway answered Expect: 100-continue itself
         }
-        exchange.cancelTimeout()
+        responseTimer?.disarm()
         exchange.responseStatus = head.status.code
         exchange.upstreamKeepAlive = head.isKeepAlive
         if head.status == .switchingProtocols {
@@ -495,7 +483,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard case .exchanging(let exchange) = phase, let context else { return }
         let upstream = exchange.connection
         exchange.connection = nil
-        exchange.cancelTimeout()
+        responseTimer?.disarm()
         if exchange.responseStatus == nil {
             // A kept-alive connection the upstream closed just as we reused it: safe to try once more on a fresh
             // connection, if the request is idempotent and none of its body has left yet.
@@ -648,8 +636,6 @@ final class EndpointCall {
     let requestID: String
     let start: NIODeadline
     var body: ByteBuffer
-    /// The body is complete and the endpoint is running.
-    var dispatched = false
 
     init(head: HTTPRequestHead, tenant: Tenant, path: String, requestID: String, start: NIODeadline, body: ByteBuffer) {
         self.head = head
@@ -683,8 +669,6 @@ final class ProxyExchange {
     var upstreamKeepAlive = true
     var retried = false
     var logged = false
-    /// When the upstream's response head is due; nil until the request has been sent.
-    var responseDeadline: NIODeadline?
     var upstreamStart: NIODeadline?
     var upstreamEnd: NIODeadline?
     var bytesSent = 0
@@ -738,10 +722,5 @@ final class ProxyExchange {
     func resetForRetry() {
         headSent = false
         if requestComplete { buffered = [.end(nil)] }
-    }
-
-    /// Stops waiting for the response head (it came, or the exchange is over).
-    func cancelTimeout() {
-        responseDeadline = nil
     }
 }

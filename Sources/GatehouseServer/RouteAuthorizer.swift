@@ -32,7 +32,7 @@ struct RouteAuthorizer: Sendable {
     let validator: TokenValidator
 
     func authorize(_ head: HTTPRequestHead, tenant: Tenant, route: Route) -> AuthorizationDecision {
-        let outcome = authenticate(head, tenant: tenant)
+        let outcome = authenticate(head.headers, tenant: tenant)
         switch (route.requirement, outcome) {
         case (.public, .valid(let claims)):
             return .allow(identityHeaders: forwardedIdentity(claims, tenant: tenant, route: route))
@@ -58,8 +58,8 @@ struct RouteAuthorizer: Sendable {
     }
 
     /// Who the request's bearer token says the caller is.
-    func authenticate(_ head: HTTPRequestHead, tenant: Tenant) -> Authentication {
-        switch Self.credential(in: head.headers) {
+    func authenticate(_ headers: HTTPHeaders, tenant: Tenant) -> Authentication {
+        switch Self.credential(in: headers) {
         case .none: return .anonymous
         case .malformedBearer: return .invalid(.malformed)
         case .bearer(let token):

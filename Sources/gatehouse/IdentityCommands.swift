@@ -11,7 +11,8 @@ struct TenantOptions: ParsableArguments {
     var tenant: String
 
     /// Loads the configuration, finds the tenant and opens the store the gateway uses, runs `body`, and closes.
-    func withIdentity<T>(_ body: (IdentityService, TenantConfiguration) async throws -> T) async throws -> T {
+    /// Identity and key errors become one-line failures prefixed with `command`.
+    func withIdentity<T>(_ command: String, _ body: (IdentityService, TenantConfiguration) async throws -> T) async throws -> T {
         let loaded: LoadedConfiguration
         switch ConfigurationLoader.load(configPath: config.config, environment: ProcessInfo.processInfo.environment) {
         case .success(let value): loaded = value
@@ -32,6 +33,12 @@ struct TenantOptions: ParsableArguments {
             let result = try await body(identity, tenant)
             try? await identity.shutdown()
             return result
+        } catch let error as IdentityError {
+            try? await identity.shutdown()
+            throw Failure(description: "\(command): \(Users.describe(error, tenant: tenant))")
+        } catch let error as SigningKeyManager.KeyFailure {
+            try? await identity.shutdown()
+            throw Failure(description: "\(command): \(error)")
         } catch {
             try? await identity.shutdown()
             throw error
@@ -57,13 +64,9 @@ struct Users: AsyncParsableCommand {
             guard let password = readLine(strippingNewline: true) else {
                 throw Failure(description: "users add: no password on standard input")
             }
-            let user = try await options.withIdentity { identity, tenant in
-                do {
-                    return try await identity.addUser(
-                        tenant: tenant, email: email, password: password, name: name, roles: roles.isEmpty ? tenant.signup.defaultRoles : roles)
-                } catch let error as IdentityError {
-                    throw Failure(description: "users add: \(Users.describe(error, tenant: tenant))")
-                }
+            let user = try await options.withIdentity("users add") { identity, tenant in
+                try await identity.addUser(
+                    tenant: tenant, email: email, password: password, name: name, roles: roles.isEmpty ? tenant.signup.defaultRoles : roles)
             }
             print("added \(user.email) (\(user.id)) to \(user.tenant) with roles [\(user.roles.joined(separator: ", "))]")
         }
@@ -75,7 +78,7 @@ struct Users: AsyncParsableCommand {
         @OptionGroup var options: TenantOptions
 
         func run() async throws {
-            let users = try await options.withIdentity { identity, tenant in try await identity.store.users(tenant: tenant.id) }
+            let users = try await options.withIdentity("users list") { identity, tenant in try await identity.store.users(tenant: tenant.id) }
             for user in users {
                 let created = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(user.createdAt)))
                 print([user.email, user.id, user.name, user.roles.joined(separator: ","), user.disabled ? "disabled" : "active", created]
@@ -93,12 +96,8 @@ struct Users: AsyncParsableCommand {
         @Option(name: .customLong("role"), help: "A role (repeat for several).") var roles: [String] = []
 
         func run() async throws {
-            try await options.withIdentity { identity, tenant in
-                do {
-                    try await identity.setRoles(tenant: tenant, email: email, roles: roles)
-                } catch let error as IdentityError {
-                    throw Failure(description: "users set-roles: \(Users.describe(error, tenant: tenant))")
-                }
+            try await options.withIdentity("users set-roles") { identity, tenant in
+                try await identity.setRoles(tenant: tenant, email: email, roles: roles)
             }
             print("\(email): roles [\(roles.joined(separator: ", "))]")
         }
@@ -111,12 +110,8 @@ struct Users: AsyncParsableCommand {
         @Option(help: "The user's email.") var email: String
 
         func run() async throws {
-            try await options.withIdentity { identity, tenant in
-                do {
-                    try await identity.setDisabled(tenant: tenant, email: email, disabled: true)
-                } catch let error as IdentityError {
-                    throw Failure(description: "users disable: \(Users.describe(error, tenant: tenant))")
-                }
+            try await options.withIdentity("users disable") { identity, tenant in
+                try await identity.setDisabled(tenant: tenant, email: email, disabled: true)
             }
             print("\(email): disabled; every login revoked")
         }
@@ -132,7 +127,7 @@ struct Users: AsyncParsableCommand {
         func run() async throws {
             guard let data = FileManager.default.contents(atPath: file) else { throw Failure(description: "users import: cannot read \(file)") }
             let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-            let (imported, problems) = try await options.withIdentity { identity, tenant in
+            let (imported, problems) = try await options.withIdentity("users import") { identity, tenant in
                 var imported = 0
                 var problems: [String] = []
                 for (index, line) in lines.enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
@@ -210,7 +205,7 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var options: TenantOptions
 
         func run() async throws {
-            let keys = try await options.withIdentity { identity, tenant in try await identity.keys.storedKeys(for: tenant.id) }
+            let keys = try await options.withIdentity("keys list") { identity, tenant in try await identity.keys.storedKeys(for: tenant.id) }
             let now = Int64(Date().timeIntervalSince1970)
             let format = ISO8601DateFormatter()
             func time(_ seconds: Int64) -> String { format.string(from: Date(timeIntervalSince1970: TimeInterval(seconds))) }
@@ -235,13 +230,9 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var options: TenantOptions
 
         func run() async throws {
-            let kid = try await options.withIdentity { identity, tenant in
-                do {
-                    try await identity.keys.setTenants([tenant])
-                    return try await identity.keys.rotate(tenant)
-                } catch let error as SigningKeyManager.KeyFailure {
-                    throw Failure(description: "keys rotate: \(error)")
-                }
+            let kid = try await options.withIdentity("keys rotate") { identity, tenant in
+                try await identity.keys.setTenants([tenant])
+                return try await identity.keys.rotate(tenant)
             }
             print("new active key \(kid); running gateways pick it up within 5 s")
         }

@@ -203,6 +203,12 @@ import Testing
             let locked = try await gateway.post("/auth/login", #"{"email":"lock@acme.test","password":"a long password"}"#)
             #expect(locked.status == 429)
             #expect(Int(locked.header("retry-after") ?? "") ?? 0 > 0)
+            // The OAuth token endpoint honours the same lockout, with an RFC 6749 body.
+            let grant = try await gateway.post(
+                "/auth/token", contentType: "application/x-www-form-urlencoded", "grant_type=password&username=lock%40acme.test&password=a+long+password")
+            #expect(grant.status == 429)
+            #expect(grant.json["error"] as? String == "invalid_grant")
+            #expect(Int(grant.header("retry-after") ?? "") ?? 0 > 0)
             // An unknown email and a wrong password get the same answer.
             let unknown = try await gateway.post("/auth/login", #"{"email":"nobody@acme.test","password":"a long password"}"#)
             let wrong = try await gateway.post("/auth/login", #"{"email":"fresh@acme.test","password":"x"}"#)
