@@ -18,17 +18,12 @@ public struct ClientConnectionInfo: Sendable {
 
 /// Header rewriting between client and upstream (§6.2, §6.4).
 public enum ForwardingHeaders {
-    /// RFC 9110 §7.6.1 connection-specific headers, plus the de-facto ones.
-    static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization",
-    ]
-
     /// The browser session cookie, never passed upstream.
     public static let sessionCookieName = "gatehouse_session"
 
     /// What to do with a request's headers on the way upstream.
     public struct RequestPolicy: Sendable {
+        /// Names (any case) of headers only the gateway may set; whatever the client sent under them is dropped.
         public var reservedHeaderNames: [String]
         public var forwardAuthorization: Bool
         /// Keep `Connection: upgrade` and `Upgrade` for a WebSocket handshake.
@@ -43,40 +38,42 @@ public enum ForwardingHeaders {
 
     /// Builds the upstream request's headers from the client's. Identity headers are injected by the caller
     /// afterwards, so whatever the client sent under those names never survives.
+    ///
+    /// - Parameter facts: `RequestHeaderFacts(incoming)`, which the caller has already gathered.
     public static func upstreamRequestHeaders(
-        from incoming: HTTPHeaders, policy: RequestPolicy, connection: ClientConnectionInfo, requestID: String, chunked: Bool
+        from incoming: HTTPHeaders, facts: RequestHeaderFacts, policy: RequestPolicy, connection: ClientConnectionInfo,
+        requestID: String
     ) -> HTTPHeaders {
-        let connectionTokens = connectionHeaderTokens(incoming)
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count + 4)
-        var forwardedFor: [String] = []
+        var forwardedFor: String?
         var forwardedProto: String?
         var forwardedHost: String?
-        var host: String?
         for (name, value) in incoming {
-            let lower = asciiLowercased(name)
-            if hopByHop.contains(lower) || connectionTokens.contains(lower) { continue }
-            if policy.reservedHeaderNames.contains(lower) { continue }
-            switch lower {
-            case "host":
-                if host == nil { host = value }
+            let known = KnownHeader(name: name)
+            if known?.isHopByHop == true { continue }
+            if known != .host, !facts.connectionValues.isEmpty, facts.connectionValues.contains(where: { $0.listsToken(name) }) {
                 continue
-            case "x-forwarded-for":
-                if connection.peerIsTrusted { forwardedFor.append(value) }
+            }
+            if policy.reservedHeaderNames.contains(where: { name.equalsIgnoringASCIICase($0) }) { continue }
+            switch known {
+            case .host, .xRequestID, .expect:
+                // Host is added once below; the other two are the gateway's to set.
                 continue
-            case "x-forwarded-proto":
+            case .xForwardedFor:
+                if connection.peerIsTrusted { forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value }
+                continue
+            case .xForwardedProto:
                 if connection.peerIsTrusted { forwardedProto = value }
                 continue
-            case "x-forwarded-host":
+            case .xForwardedHost:
                 if connection.peerIsTrusted { forwardedHost = value }
                 continue
-            case "forwarded", "x-real-ip":
+            case .forwarded, .xRealIP:
                 if !connection.peerIsTrusted { continue }
-            case "x-request-id", "expect":
-                continue
-            case "authorization":
+            case .authorization:
                 if !policy.forwardAuthorization { continue }
-            case "cookie":
+            case .cookie:
                 if let kept = removingSessionCookie(value) { headers.add(name: name, value: kept) }
                 continue
             default:
@@ -84,14 +81,13 @@ public enum ForwardingHeaders {
             }
             headers.add(name: name, value: value)
         }
-        if let host { headers.add(name: "Host", value: host) }
-        forwardedFor.append(connection.peerAddress)
-        headers.add(name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", "))
+        if let host = facts.host { headers.add(name: "Host", value: host) }
+        headers.add(name: "X-Forwarded-For", value: forwardedFor.map { $0 + ", " + connection.peerAddress } ?? connection.peerAddress)
         headers.add(name: "X-Forwarded-Proto", value: forwardedProto ?? connection.scheme)
-        if let forwardedHost = forwardedHost ?? host { headers.add(name: "X-Forwarded-Host", value: forwardedHost) }
+        if let forwardedHost = forwardedHost ?? facts.host { headers.add(name: "X-Forwarded-Host", value: forwardedHost) }
         headers.add(name: "X-Request-Id", value: requestID)
-        if chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
-        if policy.keepUpgrade, let upgrade = incoming.first(name: "upgrade") {
+        if facts.isChunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
+        if policy.keepUpgrade, let upgrade = facts.upgrade {
             headers.add(name: "Connection", value: "upgrade")
             headers.add(name: "Upgrade", value: upgrade)
         }
@@ -100,19 +96,19 @@ public enum ForwardingHeaders {
 
     /// Drops hop-by-hop headers from an upstream response and adds `X-Request-Id`.
     public static func clientResponseHeaders(from incoming: HTTPHeaders, requestID: String, keepUpgrade: Bool) -> HTTPHeaders {
-        let connectionTokens = connectionHeaderTokens(incoming)
+        let connectionValues = connectionValues(incoming)
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count + 1)
+        var upgrade: String?
         for (name, value) in incoming {
-            let lower = asciiLowercased(name)
-            if lower == "x-request-id" { continue }
-            if hopByHop.contains(lower) || connectionTokens.contains(lower) {
-                // A chunked upstream body is re-framed by the encoder on the client side; the rest is per hop.
-                continue
-            }
+            let known = KnownHeader(name: name)
+            if known == .upgrade, upgrade == nil { upgrade = value }
+            // A chunked upstream body is re-framed by the encoder on the client side; the rest is per hop.
+            if known?.isHopByHop == true || known == .xRequestID { continue }
+            if !connectionValues.isEmpty, connectionValues.contains(where: { $0.listsToken(name) }) { continue }
             headers.add(name: name, value: value)
         }
-        if keepUpgrade, let upgrade = incoming.first(name: "upgrade") {
+        if keepUpgrade, let upgrade {
             headers.add(name: "Connection", value: "upgrade")
             headers.add(name: "Upgrade", value: upgrade)
         }
@@ -120,14 +116,11 @@ public enum ForwardingHeaders {
         return headers
     }
 
-    /// Lower-cased header names listed in `Connection` (RFC 9110 §7.6.1), which are hop-by-hop too.
-    static func connectionHeaderTokens(_ headers: HTTPHeaders) -> Set<String> {
-        var tokens: Set<String> = []
-        for value in headers[canonicalForm: "connection"] {
-            let token = asciiLowercased(String(value))
-            if !token.isEmpty { tokens.insert(token) }
-        }
-        return tokens
+    /// The values of a message's `Connection` headers; the headers they name are hop-by-hop too (RFC 9110 §7.6.1).
+    static func connectionValues(_ headers: HTTPHeaders) -> [String] {
+        var values: [String] = []
+        for (name, value) in headers where KnownHeader(name: name) == .connection { values.append(value) }
+        return values
     }
 
     /// `a=1; gatehouse_session=x; b=2` becomes `a=1; b=2`; nil when nothing is left.
@@ -186,25 +179,5 @@ public struct RequestIDGenerator {
             }
             return 16
         }
-    }
-}
-
-/// ASCII-only lower-casing: header names are tokens, so Unicode case mapping is neither needed nor wanted.
-@inline(__always)
-public func asciiLowercased(_ text: String) -> String {
-    var needsChange = false
-    for byte in text.utf8 where byte >= 0x41 && byte <= 0x5A {
-        needsChange = true
-        break
-    }
-    guard needsChange else { return text }
-    let count = text.utf8.count
-    return String(unsafeUninitializedCapacity: count) { buffer in
-        var index = 0
-        for byte in text.utf8 {
-            buffer[index] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            index += 1
-        }
-        return count
     }
 }

@@ -4,17 +4,12 @@ import NIOCore
 /// - a request head must be complete within `headTimeout` of its first byte (slow-loris protection): 408 and close;
 /// - a keep-alive connection idle between requests for `idleTimeout` is closed.
 ///
-/// The request handler reports progress with outbound user events (``Event``).
-final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+/// The request handler of the same channel reports progress by calling it directly (``requestHeadReceived()``,
+/// ``responseCompleted()``, ``tunnelStarted()``): both live on the channel's event loop, and a user event would
+/// travel through every handler in between, boxed, twice per request.
+final class ConnectionTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-
-    enum Event {
-        case requestHeadReceived
-        case responseCompleted
-        case tunnelStarted
-    }
 
     private enum State {
         /// Between requests: waiting for the first byte of the next head.
@@ -67,23 +62,22 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
         context.fireChannelRead(data)
     }
 
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard let event = event as? Event else {
-            context.triggerUserOutboundEvent(event, promise: promise)
-            return
-        }
-        switch event {
-        case .requestHeadReceived:
-            state = .busy
-            timer?.disarm()
-        case .responseCompleted:
-            state = .idle
-            timer?.arm(in: idleTimeout)
-        case .tunnelStarted:
-            state = .tunnel
-            timer?.disarm()
-        }
-        promise?.succeed()
+    /// A whole request head arrived: the request's own timeouts apply from now on.
+    func requestHeadReceived() {
+        state = .busy
+        timer?.disarm()
+    }
+
+    /// The response is complete: the connection is idle until the next request's first byte.
+    func responseCompleted() {
+        state = .idle
+        timer?.arm(in: idleTimeout)
+    }
+
+    /// The connection became a WebSocket tunnel, which has no HTTP deadlines.
+    func tunnelStarted() {
+        state = .tunnel
+        timer?.disarm()
     }
 
     private func expire() {

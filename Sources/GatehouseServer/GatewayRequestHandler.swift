@@ -7,7 +7,8 @@ import NIOHTTP1
 /// path, picks the route, applies the policy and forwards to a pooled upstream connection on the same event
 /// loop, streaming both bodies with back-pressure.
 ///
-/// Requests are handled one at a time; `HTTPServerPipelineHandler` holds back pipelined ones.
+/// Requests are handled one at a time. Pipelined HTTP/1.1 requests wait in a queue for the response before them,
+/// and the connection stops reading while anything waits there, so a client cannot make it buffer more than one read.
 final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamResponseReceiver {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -29,19 +30,29 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let pool: UpstreamConnectionPool
     private let connection: ClientConnectionInfo
     private let isHTTP2: Bool
+    /// The HTTP/1 connection's head and idle deadlines; nil on an HTTP/2 stream.
+    private let timeouts: ConnectionTimeoutHandler?
     private var context: ChannelHandlerContext?
     private var phase: Phase = .idle
-    /// A `read` held back because the upstream side cannot take more yet.
+    /// Parts of pipelined requests that arrived while an earlier response was still in flight.
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    /// Close once the current response is out: the server is shutting down, or the client stopped sending.
+    private var closeWhenIdle = false
+    /// A `read` held back because the upstream side cannot take more yet, or pipelined requests are waiting.
     private var readPending = false
     private var requestIDs = RequestIDGenerator()
     /// The upstream response deadline of the exchange in progress; one timer per connection.
     private var responseTimer: DeadlineTimer?
 
-    init(state: GatewayState, pool: UpstreamConnectionPool, connection: ClientConnectionInfo, isHTTP2: Bool) {
+    init(
+        state: GatewayState, pool: UpstreamConnectionPool, connection: ClientConnectionInfo, isHTTP2: Bool,
+        timeouts: ConnectionTimeoutHandler?
+    ) {
         self.state = state
         self.pool = pool
         self.connection = connection
         self.isHTTP2 = isHTTP2
+        self.timeouts = timeouts
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -57,9 +68,18 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        guard pipelined.isEmpty, !isAwaitingResponse else {
+            pipelined.append(part)
+            return
+        }
+        receive(part, context: context)
+    }
+
+    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
-            context.triggerUserOutboundEvent(ConnectionTimeoutHandler.Event.requestHeadReceived, promise: nil)
+            timeouts?.requestHeadReceived()
             startRequest(head, context: context)
         case .body(let buffer):
             receiveRequestBody(buffer, context: context)
@@ -81,7 +101,22 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             log(exchange, status: exchange.responseStatus ?? 499)
         }
         phase = .closed
+        pipelined.removeAll()
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent || event as? ChannelEvent == .inputClosed else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        // Shutting down, or the client will send no more: finish the request in hand (and any pipelined behind
+        // it), then close.
+        closeWhenIdle = true
+        if case .idle = phase, pipelined.isEmpty {
+            phase = .closed
+            context.close(promise: nil)
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -111,6 +146,10 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func read(context: ChannelHandlerContext) {
+        if !pipelined.isEmpty {
+            readPending = true
+            return
+        }
         if case .exchanging(let exchange) = phase, !(exchange.connection?.isWritable ?? false) {
             readPending = true
             return
@@ -124,6 +163,47 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.read()
     }
 
+    /// Whether the current request has been read to its end while its response is still to come: a part read now
+    /// belongs to a pipelined request and waits its turn.
+    private var isAwaitingResponse: Bool {
+        switch phase {
+        case .exchanging(let exchange): return exchange.requestComplete
+        case .endpoint(let call): return call.isDispatched
+        case .idle, .answered, .tunnelling, .closed: return false
+        }
+    }
+
+    /// Takes the pipelined requests in order, until one of them is waiting for its response.
+    private func takePipelinedRequests() {
+        guard let context else { return }
+        while !pipelined.isEmpty, !isAwaitingResponse {
+            switch phase {
+            case .closed, .tunnelling:
+                pipelined.removeAll()
+            default:
+                receive(pipelined.removeFirst(), context: context)
+            }
+        }
+        // What a read would have flushed at its end.
+        if case .exchanging(let exchange) = phase { exchange.connection?.flush() }
+        if pipelined.isEmpty { resumeClientReads() }
+    }
+
+    /// Whether the connection stays open after answering `head`: not when it is to close and nothing pipelined waits.
+    private func keepsAlive(_ head: HTTPRequestHead) -> Bool {
+        head.isKeepAlive && !(closeWhenIdle && pipelined.isEmpty)
+    }
+
+    /// Writes the end of the response, and closes the connection once it is written (not before: closing fails
+    /// whatever the socket has not taken yet) when it is not kept alive.
+    private func endResponse(_ trailers: HTTPHeaders?, close: Bool, context: ChannelHandlerContext) {
+        guard close else {
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
     // MARK: Request
 
     private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
@@ -132,33 +212,32 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         let start = NIODeadline.now()
-        let clientRequestID = head.headers.first(name: "x-request-id")
-        let requestID = clientRequestID.flatMap { ForwardingHeaders.isSaneRequestID($0) ? $0 : nil } ?? requestIDs.next()
+        let facts = RequestHeaderFacts(head.headers)
+        let requestID = facts.requestID.flatMap { ForwardingHeaders.isSaneRequestID($0) ? $0 : nil } ?? requestIDs.next()
         let isHead = head.method == .HEAD
-        let hostValues = head.headers[canonicalForm: "host"]
 
         func reject(_ problem: ProblemResponse, tenant: Tenant? = nil, route: Route? = nil, path: String? = nil) {
             var problem = problem
-            if !problem.closeConnection, Self.hasLargeBody(head) { problem.closeConnection = true }
+            if !problem.closeConnection, Self.hasLargeBody(facts) { problem.closeConnection = true }
             // The phase changes before the answer is written: writing `.end` lets the pipelining handler deliver
             // the next request at once.
-            phase = .answered(closeAfterRequest: problem.closeConnection || !head.isKeepAlive)
+            phase = .answered(closeAfterRequest: problem.closeConnection || !keepsAlive(head))
             send(problem, version: head.version, requestID: requestID, isHead: isHead, context: context)
             logEntry(
                 tenant: tenant?.id, route: route?.path, method: head.method.rawValue, path: path ?? "-", status: problem.status.code,
                 upstream: nil, start: start, requestID: requestID, bytes: 0)
         }
 
-        guard hostValues.count == 1, let host = hostValues.first else {
-            reject(ProblemResponse(.badRequest, hostValues.isEmpty ? "The request has no Host header." : "The request has more than one Host header."))
+        guard facts.hostCount == 1, let host = facts.host else {
+            reject(ProblemResponse(.badRequest, facts.hostCount == 0 ? "The request has no Host header." : "The request has more than one Host header."))
             return
         }
-        guard let tenant = state.tenants.resolve(host: String(host)) else {
-            let shown = TenantDirectory.normaliseHost(String(host)) ?? "(invalid)"
+        guard let tenant = state.tenants.resolve(host: host) else {
+            let shown = TenantDirectory.normaliseHost(host) ?? "(invalid)"
             reject(ProblemResponse(.notFound, "No tenant is configured for host '\(shown)'."))
             return
         }
-        if head.headers[canonicalForm: "authorization"].count > 1 {
+        if facts.authorizationCount > 1 {
             reject(ProblemResponse(.badRequest, "The request has more than one Authorization header."), tenant: tenant)
             return
         }
@@ -184,7 +263,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
             let limit = state.configuration.limits.authBodyBytes
-            if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > limit {
+            if let declared = facts.contentLength, declared > limit {
                 reject(
                     ProblemResponse(
                         .payloadTooLarge, "The request body is \(declared) bytes; the limit for gateway endpoints is \(limit) bytes.",
@@ -195,7 +274,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             phase = .endpoint(
                 EndpointCall(head: head, tenant: tenant, path: target.path, requestID: requestID, start: start,
                     body: context.channel.allocator.buffer(capacity: 0)))
-            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            if facts.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
             return
@@ -213,7 +292,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         let limits = state.configuration.limits
-        if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > limits.maxBodyBytes {
+        if let declared = facts.contentLength, declared > limits.maxBodyBytes {
             reject(
                 ProblemResponse(
                     .payloadTooLarge, "The request body is \(declared) bytes; the limit is \(limits.maxBodyBytes) bytes.",
@@ -221,8 +300,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 tenant: tenant, route: route, path: target.path)
             return
         }
-        let expectation = head.headers.first(name: "expect")
-        if let expectation, expectation.lowercased() != "100-continue" {
+        if facts.expect != nil, !facts.expectsContinue {
             reject(ProblemResponse(.expectationFailed, "Only 'Expect: 100-continue' is supported."), tenant: tenant, route: route, path: target.path)
             return
         }
@@ -235,15 +313,13 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
 
-        let isUpgrade = !isHTTP2 && head.headers.first(name: "upgrade") != nil
-            && head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" })
+        let isUpgrade = !isHTTP2 && facts.requestsUpgrade
         var headers = ForwardingHeaders.upstreamRequestHeaders(
-            from: head.headers,
+            from: head.headers, facts: facts,
             policy: .init(
                 reservedHeaderNames: tenant.reservedHeaderNames, forwardAuthorization: route.configuration.forwardAuthorization,
                 keepUpgrade: isUpgrade),
-            connection: connection, requestID: requestID,
-            chunked: head.headers[canonicalForm: "transfer-encoding"].contains(where: { $0.lowercased() == "chunked" }))
+            connection: connection, requestID: requestID)
         for (name, value) in identityHeaders { headers.add(name: name, value: value) }
         var uri = route.upstreamPath(for: target.path)
         if let query = target.query { uri += "?" + query }
@@ -253,7 +329,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             clientHead: head, upstreamHead: upstreamHead, tenant: tenant, route: route, path: target.path, requestID: requestID,
             start: start, isUpgrade: isUpgrade)
         phase = .exchanging(exchange)
-        if expectation != nil {
+        if facts.expect != nil {
             // The gateway accepted the request: let the client send its body.
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
@@ -261,9 +337,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// Whether a request we answer without reading carries so much body that closing beats draining it.
-    private static func hasLargeBody(_ head: HTTPRequestHead) -> Bool {
-        if let length = head.headers.first(name: "content-length").flatMap(Int.init) { return length > 1 << 20 }
-        return head.headers.contains(name: "transfer-encoding")
+    private static func hasLargeBody(_ facts: RequestHeaderFacts) -> Bool {
+        if let length = facts.contentLength { return length > 1 << 20 }
+        return facts.hasTransferEncoding
     }
 
     private func receiveRequestBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
@@ -306,7 +382,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .endpoint(let call):
             dispatch(call, context: context)
         case .answered(let closeAfterRequest):
-            if closeAfterRequest {
+            if closeAfterRequest || (closeWhenIdle && pipelined.isEmpty) {
                 context.close(promise: nil)
             } else {
                 becomeIdle(context: context)
@@ -315,8 +391,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             exchange.requestComplete = true
             exchange.forward(.end(trailers))
             if exchange.responseComplete {
-                finishExchange(exchange, context: context)
-                if !exchange.clientKeepAlive { context.close(promise: nil) }
+                let keepAlive = keepsAlive(exchange.clientHead)
+                finishExchange(exchange, keepAlive: keepAlive, context: context)
+                if !keepAlive { context.close(promise: nil) }
             } else if exchange.connection != nil, exchange.responseStatus == nil {
                 startResponseTimeout()
             }
@@ -330,6 +407,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Runs an endpoint off the event loop (it may hash a password or touch the store) and writes its answer
     /// back on this loop, unless the client went away meanwhile.
     private func dispatch(_ call: EndpointCall, context: ChannelHandlerContext) {
+        call.isDispatched = true
         let request = EndpointRequest(method: call.head.method, path: call.path, headers: call.head.headers, body: call.body)
         let endpoints = state.endpoints
         let tenant = call.tenant
@@ -348,7 +426,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         headers.add(name: "X-Request-Id", value: call.requestID)
         let body = context.channel.allocator.buffer(string: response.body)
         if response.status != .noContent { headers.add(name: "Content-Length", value: String(body.readableBytes)) }
-        let keepAlive = call.head.isKeepAlive
+        let keepAlive = keepsAlive(call.head)
         if !keepAlive && !isHTTP2 { headers.add(name: "Connection", value: "close") }
         logEntry(
             tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: response.status.code,
@@ -357,8 +435,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         if keepAlive { becomeIdle(context: context) } else { phase = .closed }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: call.head.version, status: response.status, headers: headers))), promise: nil)
         if call.head.method != .HEAD && body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        if !keepAlive { context.close(promise: nil) }
+        endResponse(nil, close: !keepAlive, context: context)
     }
 
     // MARK: Upstream
@@ -438,7 +515,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         var headers = ForwardingHeaders.clientResponseHeaders(from: head.headers, requestID: exchange.requestID, keepUpgrade: false)
-        if !exchange.clientKeepAlive && !isHTTP2 { headers.replaceOrAdd(name: "Connection", value: "close") }
+        if !keepsAlive(exchange.clientHead) && !isHTTP2 { headers.replaceOrAdd(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientHead.version, status: head.status, headers: headers))), promise: nil)
     }
 
@@ -463,15 +540,14 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         if exchange.requestComplete {
             // Finish first: writing `.end` may deliver the next pipelined request straight away.
-            finishExchange(exchange, context: context)
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
-            if !exchange.clientKeepAlive { context.close(promise: nil) }
+            let keepAlive = keepsAlive(exchange.clientHead)
+            finishExchange(exchange, keepAlive: keepAlive, context: context)
+            endResponse(trailers, close: !keepAlive, context: context)
         } else {
             // The upstream answered before the request body was done: the rest of the body has nowhere to go.
             log(exchange, status: exchange.responseStatus ?? 0)
             phase = .answered(closeAfterRequest: true)
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
-            context.close(promise: nil)
+            endResponse(trailers, close: true, context: context)
         }
     }
 
@@ -519,7 +595,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         if !exchange.requestComplete { problem.closeConnection = true }
         exchange.responseStatus = problem.status.code
         log(exchange, status: problem.status.code)
-        let close = problem.closeConnection || !exchange.clientKeepAlive
+        let close = problem.closeConnection || !keepsAlive(exchange.clientHead)
         if !exchange.requestComplete {
             phase = .answered(closeAfterRequest: true)
         } else if close {
@@ -533,19 +609,25 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// Moves past a completed exchange; the caller writes the response end and closes when keep-alive is off.
-    private func finishExchange(_ exchange: ProxyExchange, context: ChannelHandlerContext) {
+    private func finishExchange(_ exchange: ProxyExchange, keepAlive: Bool, context: ChannelHandlerContext) {
         log(exchange, status: exchange.responseStatus ?? 0)
-        if exchange.clientKeepAlive {
+        if keepAlive {
             becomeIdle(context: context)
         } else {
             phase = .closed
         }
     }
 
+    /// Readies the connection for its next request. Callers may still be writing the end of the response, so a
+    /// pipelined request waiting in the queue is taken on the next turn of the loop, after that.
     private func becomeIdle(context: ChannelHandlerContext) {
         phase = .idle
-        context.triggerUserOutboundEvent(ConnectionTimeoutHandler.Event.responseCompleted, promise: nil)
-        resumeClientReads()
+        timeouts?.responseCompleted()
+        if pipelined.isEmpty {
+            resumeClientReads()
+        } else {
+            context.eventLoop.assumeIsolated().execute { [self] in takePipelinedRequests() }
+        }
     }
 
     private func send(_ problem: ProblemResponse, version: HTTPVersion, requestID: String, isHead: Bool, context: ChannelHandlerContext) {
@@ -574,7 +656,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         let headers = ForwardingHeaders.clientResponseHeaders(from: upstreamHead.headers, requestID: exchange.requestID, keepUpgrade: true)
         let clientChannel = context.channel
         let response = HTTPResponseHead(version: exchange.clientHead.version, status: .switchingProtocols, headers: headers)
-        context.triggerUserOutboundEvent(ConnectionTimeoutHandler.Event.tunnelStarted, promise: nil)
+        timeouts?.tunnelStarted()
         context.writeAndFlush(wrapOutboundOut(.head(response))).assumeIsolated().flatMap {
             TunnelHandler.removeHTTPHandlers(from: clientChannel, keeping: self)
         }.flatMap {
@@ -636,6 +718,8 @@ final class EndpointCall {
     let requestID: String
     let start: NIODeadline
     var body: ByteBuffer
+    /// The request is read in full and handed to the endpoint.
+    var isDispatched = false
 
     init(head: HTTPRequestHead, tenant: Tenant, path: String, requestID: String, start: NIODeadline, body: ByteBuffer) {
         self.head = head
@@ -686,8 +770,6 @@ final class ProxyExchange {
         self.start = start
         self.isUpgrade = isUpgrade
     }
-
-    var clientKeepAlive: Bool { clientHead.isKeepAlive }
 
     var isIdempotent: Bool {
         switch clientHead.method {

@@ -23,11 +23,10 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return (first, second)
     }
 
-    /// Removes the HTTP/1 codec and pipelining handlers from a client channel, leaving `handler` for the caller.
+    /// Removes the HTTP/1 codec from a client channel, leaving `handler` for the caller.
     static func removeHTTPHandlers(from channel: Channel, keeping handler: ChannelHandler) -> EventLoopFuture<Void> {
         let sync = channel.pipeline.syncOperations
         var removals: [EventLoopFuture<Void>] = []
-        if let pipelining = try? sync.handler(type: HTTPServerPipelineHandler.self) { removals.append(sync.removeHandler(pipelining)) }
         if let decoder = try? sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) { removals.append(sync.removeHandler(decoder)) }
         if let encoder = try? sync.handler(type: HTTPResponseEncoder.self) { removals.append(sync.removeHandler(encoder)) }
         return EventLoopFuture.andAllSucceed(removals, on: channel.eventLoop)

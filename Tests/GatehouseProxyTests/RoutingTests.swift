@@ -77,7 +77,7 @@ import Testing
             ("Cookie", "a=1; gatehouse_session=secret; b=2"),
         ])
         let headers = ForwardingHeaders.upstreamRequestHeaders(
-            from: incoming, policy: policy, connection: untrusted, requestID: "rid", chunked: false)
+            from: incoming, facts: RequestHeaderFacts(incoming), policy: policy, connection: untrusted, requestID: "rid")
         for name in ["x-user-id", "x-identity-assertion", "connection", "x-secret", "keep-alive", "te", "authorization", "forwarded"] {
             #expect(!headers.contains(name: name), "\(name) must not be forwarded")
         }
@@ -93,9 +93,35 @@ import Testing
     @Test func trustedProxiesExtendForwardedHeaders() {
         let trusted = ClientConnectionInfo(peerAddress: "10.0.0.2", peerIsTrusted: true, scheme: "http")
         let incoming = HTTPHeaders([("Host", "acme.test"), ("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Proto", "https")])
-        let headers = ForwardingHeaders.upstreamRequestHeaders(from: incoming, policy: policy, connection: trusted, requestID: "r", chunked: false)
+        let headers = ForwardingHeaders.upstreamRequestHeaders(
+            from: incoming, facts: RequestHeaderFacts(incoming), policy: policy, connection: trusted, requestID: "r")
         #expect(headers["x-forwarded-for"] == ["203.0.113.9, 10.0.0.2"])
         #expect(headers["x-forwarded-proto"] == ["https"])
+    }
+
+    @Test func reservedAndConnectionNamedHeadersMatchInAnyCase() {
+        let incoming = HTTPHeaders([
+            ("Host", "acme.test"), ("X-USER-ID", "forged"), ("x-User-Id", "forged too"), ("Connection", " x-SECRET ,Upgrade"),
+            ("x-secret", "s"), ("X-Secretive", "kept"), ("Transfer-Encoding", "gzip, Chunked"),
+        ])
+        let headers = ForwardingHeaders.upstreamRequestHeaders(
+            from: incoming, facts: RequestHeaderFacts(incoming), policy: policy, connection: untrusted, requestID: "r")
+        #expect(!headers.contains(name: "x-user-id"))
+        #expect(!headers.contains(name: "x-secret"))
+        #expect(headers["x-secretive"] == ["kept"])
+        // The body is re-framed on the upstream leg: only `chunked` survives of the transfer codings.
+        #expect(headers["transfer-encoding"] == ["chunked"])
+        #expect(!headers.contains(name: "connection"))
+    }
+
+    @Test func responseHeadersLoseHopByHopOnes() {
+        let incoming = HTTPHeaders([
+            ("Content-Type", "text/plain"), ("Connection", "X-Internal"), ("x-internal", "1"), ("Keep-Alive", "timeout=5"),
+            ("Transfer-Encoding", "chunked"), ("X-Request-Id", "upstream's"), ("Set-Cookie", "a=1"),
+        ])
+        let headers = ForwardingHeaders.clientResponseHeaders(from: incoming, requestID: "rid", keepUpgrade: false)
+        #expect(headers.map(\.name) == ["Content-Type", "Set-Cookie", "X-Request-Id"])
+        #expect(headers["x-request-id"] == ["rid"])
     }
 
     @Test func requestIDs() {
@@ -119,5 +145,45 @@ import Testing
         let incoming = HTTPHeaders([("Connection", "X-Up"), ("X-Up", "1"), ("Keep-Alive", "timeout=5"), ("Content-Type", "text/plain")])
         let headers = ForwardingHeaders.clientResponseHeaders(from: incoming, requestID: "r", keepUpgrade: false)
         #expect(headers.map(\.name) == ["Content-Type", "X-Request-Id"])
+    }
+}
+
+@Suite struct KnownHeaderTests {
+    @Test func everyKnownNameIsRecognisedInAnyCase() {
+        for header in KnownHeader.allCases {
+            #expect(KnownHeader(name: header.rawValue) == header)
+            #expect(KnownHeader(name: header.rawValue.uppercased()) == header)
+        }
+        #expect(KnownHeader(name: "X-Forwarded-Fur") == nil)
+        #expect(KnownHeader(name: "") == nil)
+        #expect(KnownHeader(name: String(repeating: "x", count: 300)) == nil)
+        // Case folding is ASCII only: a non-ASCII look-alike never matches.
+        #expect(KnownHeader(name: "Hoſt") == nil)
+    }
+
+    @Test func tokenListsAreSplitOnCommasAndTrimmed() {
+        #expect("keep-alive, Upgrade".listsToken("upgrade"))
+        #expect(" UPGRADE ".listsToken("upgrade"))
+        #expect(!"upgrades".listsToken("upgrade"))
+        #expect(!"".listsToken("upgrade"))
+        #expect(",,upgrade,".listsToken("upgrade"))
+    }
+
+    @Test func requestFactsGatherEverythingInOnePass() {
+        let facts = RequestHeaderFacts(
+            HTTPHeaders([
+                ("host", "a.test"), ("HOST", "b.test"), ("Authorization", "Bearer x"), ("Content-Length", "12"),
+                ("Expect", "100-Continue"), ("X-Request-Id", "rid"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ]))
+        #expect(facts.hostCount == 2)
+        #expect(facts.host == "a.test")
+        #expect(facts.authorizationCount == 1)
+        #expect(facts.contentLength == 12)
+        #expect(facts.expectsContinue)
+        #expect(facts.requestID == "rid")
+        #expect(facts.requestsUpgrade)
+        #expect(!facts.isChunked)
+        #expect(!RequestHeaderFacts(HTTPHeaders([("Upgrade", "websocket")])).requestsUpgrade)
+        #expect(RequestHeaderFacts(HTTPHeaders([("Content-Length", "twelve")])).contentLength == nil)
     }
 }

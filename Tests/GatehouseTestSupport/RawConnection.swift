@@ -6,7 +6,9 @@ import Glibc
 
 /// A blocking TCP client for end-to-end tests: it sends exactly the bytes a test writes (malformed requests,
 /// slow heads, forged headers) and parses what comes back without any HTTP library smoothing it over.
-public final class RawConnection {
+///
+/// `@unchecked Sendable` so a test can hand it to ``offThread(_:)``; it is used by one thread at a time.
+public final class RawConnection: @unchecked Sendable {
     public struct Closed: Error {}
     public struct Timeout: Error {}
 
@@ -41,6 +43,11 @@ public final class RawConnection {
             guard written > 0 else { throw Closed() }
             offset += written
         }
+    }
+
+    /// Shuts down the sending side (a TCP FIN), as a client does that has nothing more to say.
+    public func finishSending() {
+        shutdown(fd, Int32(SHUT_WR))
     }
 
     /// Reads one response (skipping nothing): status, headers, body by Content-Length or chunked.
@@ -144,7 +151,7 @@ public final class RawConnection {
     }
 }
 
-public struct TestResponse {
+public struct TestResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
     public var body: [UInt8]
@@ -188,10 +195,13 @@ public func requestOffThread(
     port: Int, _ target: String, method: String = "GET", host: String = "acme.test", headers: [(String, String)] = [],
     body: String? = nil
 ) async throws -> TestResponse {
+    try await offThread { try request(port: port, target, method: method, host: host, headers: headers, body: body) }
+}
+
+/// Runs blocking socket work on a thread of its own: a test blocked in `recv` on one of the few threads of the
+/// Swift concurrency pool can starve the very task (a shutdown, an endpoint) it is waiting for.
+public func offThread<Result: Sendable>(_ work: @escaping @Sendable () throws -> Result) async throws -> Result {
     try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            continuation.resume(with: Result { try request(port: port, target, method: method, host: host, headers: headers, body: body) })
-        }
-        thread.start()
+        Thread { continuation.resume(with: Swift.Result { try work() }) }.start()
     }
 }

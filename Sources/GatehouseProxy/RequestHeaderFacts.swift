@@ -1,0 +1,64 @@
+import NIOHTTP1
+
+/// What routing, policy and forwarding need to know about a request's headers, gathered in one pass over them
+/// instead of one scan per question.
+public struct RequestHeaderFacts: Sendable {
+    /// How many `Host` headers there are; exactly one is valid.
+    public private(set) var hostCount = 0
+    /// The first `Host` value.
+    public private(set) var host: String?
+    /// How many `Authorization` headers there are; more than one is refused.
+    public private(set) var authorizationCount = 0
+    /// The first `Content-Length` value, as sent.
+    public private(set) var contentLengthValue: String?
+    /// The first `Expect` value.
+    public private(set) var expect: String?
+    /// The first `X-Request-Id` value, as sent (not yet checked for sanity).
+    public private(set) var requestID: String?
+    /// The first `Upgrade` value.
+    public private(set) var upgrade: String?
+    /// Every `Connection` value: the headers they list are hop-by-hop too (RFC 9110 §7.6.1).
+    public private(set) var connectionValues: [String] = []
+    /// Whether any `Transfer-Encoding` header is present.
+    public private(set) var hasTransferEncoding = false
+    /// Whether a `Transfer-Encoding` header lists `chunked`.
+    public private(set) var isChunked = false
+
+    public init(_ headers: HTTPHeaders) {
+        for (name, value) in headers {
+            switch KnownHeader(name: name) {
+            case .host:
+                hostCount += 1
+                if host == nil { host = value }
+            case .authorization:
+                authorizationCount += 1
+            case .contentLength:
+                if contentLengthValue == nil { contentLengthValue = value }
+            case .expect:
+                if expect == nil { expect = value }
+            case .xRequestID:
+                if requestID == nil { requestID = value }
+            case .upgrade:
+                if upgrade == nil { upgrade = value }
+            case .connection:
+                connectionValues.append(value)
+            case .transferEncoding:
+                hasTransferEncoding = true
+                if value.listsToken("chunked") { isChunked = true }
+            default:
+                break
+            }
+        }
+    }
+
+    /// The declared body length; nil when absent or not a number.
+    public var contentLength: Int? { contentLengthValue.flatMap(Int.init) }
+
+    /// Whether the request asks to switch protocols (`Upgrade` plus `Connection: upgrade`), as a WebSocket handshake does.
+    public var requestsUpgrade: Bool {
+        upgrade != nil && connectionValues.contains { $0.listsToken("upgrade") }
+    }
+
+    /// Whether `Expect` is `100-continue`, the only expectation the gateway meets.
+    public var expectsContinue: Bool { expect?.equalsIgnoringASCIICase("100-continue") ?? false }
+}
