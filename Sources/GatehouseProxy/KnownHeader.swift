@@ -38,23 +38,29 @@ public enum KnownHeader: String, CaseIterable, Sendable {
     /// The known header a name denotes, compared ASCII case-insensitively; nil for any other name.
     @inlinable
     public init?(name: String) {
-        let count = name.utf8.count
-        guard count < Self.candidatesByLength.count else { return nil }
-        for candidate in Self.candidatesByLength[count] where name.equalsIgnoringASCIICase(candidate.rawValue) {
-            self = candidate
-            return
+        // The length (and for a few lengths the first letter) leaves one candidate; one comparison settles it.
+        let first = (name.utf8.first ?? 0) | 0x20
+        let candidate: KnownHeader?
+        switch name.utf8.count {
+        case 2: candidate = .te
+        case 4: candidate = .host
+        case 6: candidate = first == UInt8(ascii: "c") ? .cookie : .expect
+        case 7: candidate = first == UInt8(ascii: "t") ? .trailer : .upgrade
+        case 9: candidate = first == UInt8(ascii: "f") ? .forwarded : .xRealIP
+        case 10: candidate = first == UInt8(ascii: "c") ? .connection : .keepAlive
+        case 12: candidate = .xRequestID
+        case 13: candidate = .authorization
+        case 14: candidate = .contentLength
+        case 15: candidate = .xForwardedFor
+        case 16: candidate = first == UInt8(ascii: "p") ? .proxyConnection : .xForwardedHost
+        case 17: candidate = first == UInt8(ascii: "t") ? .transferEncoding : .xForwardedProto
+        case 18: candidate = .proxyAuthenticate
+        case 19: candidate = .proxyAuthorization
+        default: candidate = nil
         }
-        return nil
+        guard let candidate, name.equalsIgnoringASCIICase(candidate.rawValue) else { return nil }
+        self = candidate
     }
-
-    /// The cases grouped by the length of their name, so a lookup compares against one or two candidates.
-    @usableFromInline
-    static let candidatesByLength: [[KnownHeader]] = {
-        let longest = allCases.map(\.rawValue.utf8.count).max() ?? 0
-        var table = [[KnownHeader]](repeating: [], count: longest + 1)
-        for header in allCases { table[header.rawValue.utf8.count].append(header) }
-        return table
-    }()
 }
 
 /// Whether two byte sequences spell the same text ignoring ASCII case, without allocating. Header names and

@@ -69,12 +69,17 @@ public struct TenantDirectory: Sendable {
         }
         if host.hasSuffix(".") { host = host.dropLast() }
         guard !host.isEmpty else { return nil }
-        // Host names are ASCII; lower-case without going through Unicode case mapping.
-        var bytes = Array(host.utf8)
-        for index in bytes.indices {
-            let byte = bytes[index]
-            if byte >= 0x41 && byte <= 0x5A { bytes[index] = byte | 0x20 } else if byte < 0x21 || byte > 0x7E { return nil }
+        // Host names are ASCII; lower-case without going through Unicode case mapping, and without copying a
+        // host that is lower-case already (nearly all are).
+        var hasUpperCase = false
+        for byte in host.utf8 {
+            guard byte >= 0x21 && byte <= 0x7E else { return nil }
+            if byte >= 0x41 && byte <= 0x5A { hasUpperCase = true }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        guard hasUpperCase else { return String(host) }
+        return String(unsafeUninitializedCapacity: host.utf8.count) { buffer in
+            for (index, byte) in host.utf8.enumerated() { buffer[index] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+            return host.utf8.count
+        }
     }
 }

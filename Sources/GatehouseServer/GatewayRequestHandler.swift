@@ -677,9 +677,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func log(_ exchange: ProxyExchange, status: UInt) {
         guard !exchange.logged else { return }
         exchange.logged = true
-        var upstreamTime: Double?
+        var upstreamTime: Int64?
         if let begin = exchange.upstreamStart {
-            upstreamTime = Double(((exchange.upstreamEnd ?? .now()) - begin).nanoseconds) / 1e6
+            upstreamTime = ((exchange.upstreamEnd ?? .now()) - begin).nanoseconds
         }
         logEntry(
             tenant: exchange.tenant.id, route: exchange.route.path, method: exchange.clientHead.method.rawValue, path: exchange.path,
@@ -687,14 +687,14 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func logEntry(
-        tenant: String?, route: String?, method: String, path: String, status: UInt, upstream: Double?, start: NIODeadline,
+        tenant: String?, route: String?, method: String, path: String, status: UInt, upstream: Int64?, start: NIODeadline,
         requestID: String, bytes: Int
     ) {
         guard let accessLog = state.accessLog else { return }
         accessLog.log(
             AccessLogger.Entry(
-                tenant: tenant, route: route, method: method, path: path, status: status, upstreamMilliseconds: upstream,
-                totalMilliseconds: Double((NIODeadline.now() - start).nanoseconds) / 1e6, requestID: requestID, bytesSent: bytes))
+                tenant: tenant, route: route, method: method, path: path, status: status, upstreamNanoseconds: upstream,
+                totalNanoseconds: (NIODeadline.now() - start).nanoseconds, requestID: requestID, bytesSent: bytes))
     }
 
     private static func describe(_ error: Error) -> String {
