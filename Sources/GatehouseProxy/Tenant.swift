@@ -60,26 +60,29 @@ public struct TenantDirectory: Sendable {
 
     /// `Acme.Localhost:8080` becomes `acme.localhost`; `[::1]:80` becomes `[::1]`; a trailing dot is dropped.
     public static func normaliseHost(_ header: String) -> String? {
-        var host = Substring(header)
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { return nil }
-            host = host[...close]
-        } else if let colon = host.lastIndex(of: ":") {
-            host = host[..<colon]
+        // On the UTF-8 view throughout: `Character` operations would run grapheme breaking on every request.
+        let bytes = header.utf8
+        var end = bytes.endIndex
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return nil }
+            end = bytes.index(after: close)
+        } else if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) {
+            end = colon
         }
-        if host.hasSuffix(".") { host = host.dropLast() }
+        var host = bytes[bytes.startIndex..<end]
+        if host.last == UInt8(ascii: ".") { host = host.dropLast() }
         guard !host.isEmpty else { return nil }
-        // Host names are ASCII; lower-case without going through Unicode case mapping, and without copying a
-        // host that is lower-case already (nearly all are).
+        // Host names are ASCII; lower-case without Unicode case mapping, and without copying a host that is
+        // lower-case already (nearly all are).
         var hasUpperCase = false
-        for byte in host.utf8 {
+        for byte in host {
             guard byte >= 0x21 && byte <= 0x7E else { return nil }
             if byte >= 0x41 && byte <= 0x5A { hasUpperCase = true }
         }
-        guard hasUpperCase else { return String(host) }
-        return String(unsafeUninitializedCapacity: host.utf8.count) { buffer in
-            for (index, byte) in host.utf8.enumerated() { buffer[index] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
-            return host.utf8.count
+        guard hasUpperCase else { return String(Substring(host)) }
+        return String(unsafeUninitializedCapacity: host.count) { buffer in
+            for (index, byte) in host.enumerated() { buffer[index] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+            return host.count
         }
     }
 }

@@ -138,7 +138,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             default:
                 problem = ProblemResponse(.badRequest, "The request is not valid HTTP/1.1.", closeConnection: true)
             }
-            send(problem, version: .http1_1, requestID: requestIDs.next(), isHead: false, context: context)
+            send(problem, version: .http1_1, requestID: requestIDs.next(), isHead: false, keepAlive: false, context: context)
             phase = .answered(closeAfterRequest: true)
             return
         }
@@ -221,8 +221,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             if !problem.closeConnection, Self.hasLargeBody(facts) { problem.closeConnection = true }
             // The phase changes before the answer is written: writing `.end` lets the pipelining handler deliver
             // the next request at once.
-            phase = .answered(closeAfterRequest: problem.closeConnection || !keepsAlive(head))
-            send(problem, version: head.version, requestID: requestID, isHead: isHead, context: context)
+            let keepAlive = !problem.closeConnection && keepsAlive(head)
+            phase = .answered(closeAfterRequest: !keepAlive)
+            send(problem, version: head.version, requestID: requestID, isHead: isHead, keepAlive: keepAlive, context: context)
             logEntry(
                 tenant: tenant?.id, route: route?.path, method: head.method.rawValue, path: path ?? "-", status: problem.status.code,
                 upstream: nil, start: start, requestID: requestID, bytes: 0)
@@ -350,7 +351,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 phase = .answered(closeAfterRequest: true)
                 send(
                     ProblemResponse(.payloadTooLarge, "The request body is larger than the limit of \(limit) bytes.", closeConnection: true),
-                    version: call.head.version, requestID: call.requestID, isHead: false, context: context)
+                    version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, context: context)
                 logEntry(
                     tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: 413, upstream: nil,
                     start: call.start, requestID: call.requestID, bytes: 0)
@@ -427,7 +428,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         let body = context.channel.allocator.buffer(string: response.body)
         if response.status != .noContent { headers.add(name: "Content-Length", value: String(body.readableBytes)) }
         let keepAlive = keepsAlive(call.head)
-        if !keepAlive && !isHTTP2 { headers.add(name: "Connection", value: "close") }
+        if let connection = connectionHeader(version: call.head.version, keepAlive: keepAlive) {
+            headers.add(name: "Connection", value: connection)
+        }
         logEntry(
             tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: response.status.code,
             upstream: nil, start: call.start, requestID: call.requestID, bytes: body.readableBytes)
@@ -515,7 +518,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         var headers = ForwardingHeaders.clientResponseHeaders(from: head.headers, requestID: exchange.requestID, keepUpgrade: false)
-        if !keepsAlive(exchange.clientHead) && !isHTTP2 { headers.replaceOrAdd(name: "Connection", value: "close") }
+        if let connection = connectionHeader(version: exchange.clientHead.version, keepAlive: keepsAlive(exchange.clientHead)) {
+            headers.add(name: "Connection", value: connection)
+        }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientHead.version, status: head.status, headers: headers))), promise: nil)
     }
 
@@ -603,8 +608,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         } else {
             becomeIdle(context: context)
         }
-        send(problem, version: exchange.clientHead.version, requestID: exchange.requestID, isHead: exchange.clientHead.method == .HEAD,
-            context: context)
+        send(
+            problem, version: exchange.clientHead.version, requestID: exchange.requestID, isHead: exchange.clientHead.method == .HEAD,
+            keepAlive: !close, context: context)
         if exchange.requestComplete && close { context.close(promise: nil) }
     }
 
@@ -630,7 +636,17 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    private func send(_ problem: ProblemResponse, version: HTTPVersion, requestID: String, isHead: Bool, context: ChannelHandlerContext) {
+    /// The `Connection` header a response needs: `close` when the connection ends after it, `keep-alive` when an
+    /// HTTP/1.0 client's connection stays open (1.0 closes by default), none otherwise.
+    private func connectionHeader(version: HTTPVersion, keepAlive: Bool) -> String? {
+        guard !isHTTP2 else { return nil }
+        guard keepAlive else { return "close" }
+        return version == .http1_0 ? "keep-alive" : nil
+    }
+
+    private func send(
+        _ problem: ProblemResponse, version: HTTPVersion, requestID: String, isHead: Bool, keepAlive: Bool, context: ChannelHandlerContext
+    ) {
         let body = problem.body
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/problem+json")
@@ -638,7 +654,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         headers.add(name: "Cache-Control", value: "no-store")
         headers.add(name: "X-Request-Id", value: requestID)
         for (name, value) in problem.headers { headers.add(name: name, value: value) }
-        if problem.closeConnection && !isHTTP2 { headers.add(name: "Connection", value: "close") }
+        if let connection = connectionHeader(version: version, keepAlive: keepAlive) { headers.add(name: "Connection", value: connection) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: problem.status, headers: headers))), promise: nil)
         if !isHead {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)

@@ -57,11 +57,13 @@ public final class GatewayServer: Sendable {
                 var cursor = revocationCursor
                 var ticks = 0
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(1))
                     do {
+                        try await Task.sleep(for: .seconds(1))
                         cursor = try await identity.syncRevocations(after: cursor)
                         ticks += 1
                         if ticks % 5 == 0 { try await identity.keys.reload() }
+                    } catch is CancellationError {
+                        break  // shutting down
                     } catch {
                         logger.warning("cannot sync with the identity store", metadata: ["error": "\(error)"])
                     }

@@ -52,6 +52,25 @@ import Testing
         }
     }
 
+    @Test func http10KeepAliveIsAnsweredInKind() async throws {
+        try await withGateway { gateway in
+            let connection = try RawConnection(port: gateway.port)
+            try connection.send("GET /one HTTP/1.0\r\nHost: acme.test\r\nConnection: keep-alive\r\n\r\n")
+            let proxied = try connection.readResponse()
+            #expect(proxied.status == 200)
+            #expect(proxied.header("connection") == "keep-alive", "an HTTP/1.0 client closes unless told otherwise")
+            try connection.send("GET /private HTTP/1.0\r\nHost: acme.test\r\nConnection: keep-alive\r\n\r\n")
+            let refused = try connection.readResponse()
+            #expect(refused.status == 401)
+            #expect(refused.header("connection") == "keep-alive")
+            try connection.send("GET /three HTTP/1.0\r\nHost: acme.test\r\n\r\n")
+            let last = try connection.readResponse()
+            #expect(last.json["path"] as? String == "/three")
+            #expect(last.header("connection") == "close")
+            #expect(connection.isClosedByPeer())
+        }
+    }
+
     @Test func aClientThatStopsSendingStillGetsItsAnswers() async throws {
         try await withGateway { gateway in
             let connection = try RawConnection(port: gateway.port)
