@@ -52,9 +52,7 @@ public enum ForwardingHeaders {
         for (name, value) in incoming {
             let known = KnownHeader(name: name)
             if known?.isHopByHop == true { continue }
-            if known != .host, !facts.connectionValues.isEmpty, facts.connectionValues.contains(where: { $0.listsToken(name) }) {
-                continue
-            }
+            if known != .host, facts.connectionValues.lists(name) { continue }
             if policy.reservedHeaderNames.contains(where: { name.equalsIgnoringASCIICase($0) }) { continue }
             switch known {
             case .host, .xRequestID, .expect:
@@ -105,7 +103,7 @@ public enum ForwardingHeaders {
             if known == .upgrade, upgrade == nil { upgrade = value }
             // A chunked upstream body is re-framed by the encoder on the client side; the rest is per hop.
             if known?.isHopByHop == true || known == .xRequestID { continue }
-            if !connectionValues.isEmpty, connectionValues.contains(where: { $0.listsToken(name) }) { continue }
+            if connectionValues.lists(name) { continue }
             headers.add(name: name, value: value)
         }
         if keepUpgrade, let upgrade {
@@ -117,8 +115,8 @@ public enum ForwardingHeaders {
     }
 
     /// The values of a message's `Connection` headers; the headers they name are hop-by-hop too (RFC 9110 §7.6.1).
-    static func connectionValues(_ headers: HTTPHeaders) -> [String] {
-        var values: [String] = []
+    static func connectionValues(_ headers: HTTPHeaders) -> ConnectionHeaderValues {
+        var values = ConnectionHeaderValues()
         for (name, value) in headers where KnownHeader(name: name) == .connection { values.append(value) }
         return values
     }
@@ -148,10 +146,29 @@ public enum ForwardingHeaders {
 
 }
 
+/// The values of a message's `Connection` headers, without an array for the usual one value (or none).
+public struct ConnectionHeaderValues: Sendable {
+    private var first: String?
+    private var more: [String] = []
+
+    public init() {}
+
+    public mutating func append(_ value: String) {
+        if first == nil { first = value } else { more.append(value) }
+    }
+
+    /// Whether any of the values lists `token` (ASCII case-insensitively): `Connection: keep-alive, Upgrade`
+    /// lists `upgrade`.
+    public func lists(_ token: String) -> Bool {
+        guard let first else { return false }
+        return first.listsToken(token) || more.contains { $0.listsToken(token) }
+    }
+}
+
 /// Request ids for one connection: a random 64-bit prefix drawn once, then a counter, so ids stay unique
 /// and unguessable across connections without a system call per request.
 public struct RequestIDGenerator {
-    private let prefix: String
+    private let prefix: UInt64
     private var counter: UInt64
 
     public init() {
@@ -160,24 +177,24 @@ public struct RequestIDGenerator {
     }
 
     init(_ prefix: UInt64, _ start: UInt64) {
-        self.prefix = Self.hex(prefix)
+        self.prefix = prefix
         self.counter = start
     }
 
-    /// 32 hex digits.
+    /// 32 hex digits, written in one go: the prefix's 16, then the counter's.
     public mutating func next() -> String {
         counter &+= 1
-        return prefix + Self.hex(counter)
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        String(unsafeUninitializedCapacity: 16) { buffer in
+        let (prefix, counter) = (self.prefix, self.counter)
+        return String(unsafeUninitializedCapacity: 32) { buffer in
             let digits: StaticString = "0123456789abcdef"
-            for index in 0..<16 {
-                let nibble = Int((value >> UInt64(60 - index * 4)) & 0xF)
-                buffer[index] = digits.withUTF8Buffer { $0[nibble] }
+            digits.withUTF8Buffer { digits in
+                for index in 0..<16 {
+                    let shift = UInt64(60 - index * 4)
+                    buffer[index] = digits[Int((prefix >> shift) & 0xF)]
+                    buffer[16 + index] = digits[Int((counter >> shift) & 0xF)]
+                }
             }
-            return 16
+            return 32
         }
     }
 }

@@ -26,6 +26,7 @@ public enum PathNormalizer {
 
     /// Normalises `path` (without the query string).
     public static func normalize(_ path: Substring) -> Result<String, Rejection> {
+        if isPlain(path) { return .success(String(path)) }
         var decoded: [UInt8] = []
         decoded.reserveCapacity(path.utf8.count)
         let bytes = Array(path.utf8)
@@ -69,6 +70,22 @@ public enum PathNormalizer {
         }
         guard needsResolution else { return .success(String(decoding: decoded, as: UTF8.self)) }
         return resolveSegments(decoded)
+    }
+
+    /// Whether `path` is normal as it stands, as most are: absolute, printable ASCII, no escapes, no dots, no
+    /// backslash, no empty segment. Such a path is used without copying it byte by byte.
+    private static func isPlain(_ path: Substring) -> Bool {
+        var previous: UInt8 = 0
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "%"), UInt8(ascii: "."), UInt8(ascii: "\\"): return false
+            case UInt8(ascii: "/") where previous == UInt8(ascii: "/"): return false
+            case 0x21..<0x7F: break
+            default: return false
+            }
+            previous = byte
+        }
+        return path.utf8.first == UInt8(ascii: "/")
     }
 
     /// Resolves `.` and `..` and merges empty segments; a trailing slash (or trailing dot segment) is kept.

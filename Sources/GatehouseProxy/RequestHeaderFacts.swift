@@ -18,7 +18,7 @@ public struct RequestHeaderFacts: Sendable {
     /// The first `Upgrade` value.
     public private(set) var upgrade: String?
     /// Every `Connection` value: the headers they list are hop-by-hop too (RFC 9110 §7.6.1).
-    public private(set) var connectionValues: [String] = []
+    public private(set) var connectionValues = ConnectionHeaderValues()
     /// Whether any `Transfer-Encoding` header is present.
     public private(set) var hasTransferEncoding = false
     /// Whether a `Transfer-Encoding` header lists `chunked`.
@@ -56,7 +56,7 @@ public struct RequestHeaderFacts: Sendable {
 
     /// Whether the request asks to switch protocols (`Upgrade` plus `Connection: upgrade`), as a WebSocket handshake does.
     public var requestsUpgrade: Bool {
-        upgrade != nil && connectionValues.contains { $0.listsToken("upgrade") }
+        upgrade != nil && connectionValues.lists("upgrade")
     }
 
     /// Whether `Expect` is `100-continue`, the only expectation the gateway meets.

@@ -30,7 +30,13 @@ public final class UpstreamConnectionPool {
 
     public let eventLoop: EventLoop
     private let configuration: Configuration
-    private var idle: [UpstreamKey: [UpstreamConnection]] = [:]
+    /// Idle connections per upstream, most recently released last. A class, so a lease or a release looks the
+    /// stack up and changes it in place: a dictionary `modify` access allocates its coroutine frame each time.
+    private final class IdleStack {
+        var connections: [UpstreamConnection] = []
+    }
+
+    private var idle: [UpstreamKey: IdleStack] = [:]
     private var isClosed = false
     /// One sweeper for the whole pool: a timer per released connection would cost a schedule and a cancel on
     /// every request.
@@ -46,8 +52,7 @@ public final class UpstreamConnectionPool {
         eventLoop.preconditionInEventLoop()
         let key = UpstreamKey(host: upstream.host, port: upstream.port)
         if !forceNew {
-            // Popped in place: copying the stack out of the dictionary would copy its storage on every request.
-            while let connection = idle[key]?.popLast() {
+            while let connection = idle[key]?.connections.popLast() {
                 connection.idleSince = nil
                 if connection.isActive {
                     connection.isReused = true
@@ -63,12 +68,19 @@ public final class UpstreamConnectionPool {
         eventLoop.preconditionInEventLoop()
         connection.receiver = nil
         connection.resumeReading()
-        guard !isClosed, connection.isActive, idle[connection.key, default: []].count < configuration.maxIdlePerUpstream else {
+        let stack: IdleStack
+        if let existing = idle[connection.key] {
+            stack = existing
+        } else {
+            stack = IdleStack()
+            idle[connection.key] = stack
+        }
+        guard !isClosed, connection.isActive, stack.connections.count < configuration.maxIdlePerUpstream else {
             connection.close()
             return
         }
         connection.idleSince = .now()
-        idle[connection.key, default: []].append(connection)
+        stack.connections.append(connection)
         startSweeperIfNeeded()
     }
 
@@ -88,14 +100,13 @@ public final class UpstreamConnectionPool {
     private func evictExpired(now: NIODeadline) {
         var expired: [UpstreamConnection] = []
         for (key, stack) in idle {
-            // The stack is ordered by release time, so the oldest connections are at the bottom.
-            let keep = stack.filter { connection in
-                guard let since = connection.idleSince, now - since >= configuration.idleTimeout else { return true }
+            stack.connections.removeAll { connection in
+                guard let since = connection.idleSince, now - since >= configuration.idleTimeout else { return false }
                 expired.append(connection)
-                return false
+                return true
             }
-            // Empty stacks go too (leases pop in place and leave them), so the sweeper stops when nothing is idle.
-            if keep.isEmpty { idle[key] = nil } else if keep.count != stack.count { idle[key] = keep }
+            // Empty stacks go too (leases leave them), so the sweeper stops when nothing is idle.
+            if stack.connections.isEmpty { idle[key] = nil }
         }
         for connection in expired {
             connection.idleSince = nil
@@ -109,7 +120,7 @@ public final class UpstreamConnectionPool {
         isClosed = true
         sweeper?.cancel()
         sweeper = nil
-        let connections = idle.values.flatMap { $0 }
+        let connections = idle.values.flatMap(\.connections)
         idle.removeAll()
         for connection in connections {
             connection.close()
@@ -117,9 +128,9 @@ public final class UpstreamConnectionPool {
     }
 
     private func remove(_ connection: UpstreamConnection) {
-        guard let index = idle[connection.key]?.firstIndex(where: { $0 === connection }) else { return }
-        idle[connection.key]?.remove(at: index)
-        if idle[connection.key]?.isEmpty == true { idle[connection.key] = nil }
+        guard let stack = idle[connection.key], let index = stack.connections.firstIndex(where: { $0 === connection }) else { return }
+        stack.connections.remove(at: index)
+        if stack.connections.isEmpty { idle[connection.key] = nil }
     }
 
     private func connect(_ key: UpstreamKey) -> EventLoopFuture<UpstreamConnection> {
