@@ -63,13 +63,15 @@ public enum KnownHeader: String, CaseIterable, Sendable {
     }
 }
 
-/// Whether two byte sequences spell the same text ignoring ASCII case, without allocating. Header names and
-/// `Connection` tokens are ASCII tokens, so Unicode case mapping is neither needed nor wanted.
+/// Whether two byte buffers spell the same text ignoring ASCII case. Header names and `Connection` tokens are
+/// ASCII tokens, so Unicode case mapping is neither needed nor wanted.
 @inlinable
-func asciiCaseInsensitiveEquals<A: Collection, B: Collection>(_ first: A, _ second: B) -> Bool
-where A.Element == UInt8, B.Element == UInt8 {
+func asciiCaseInsensitiveEquals(_ first: UnsafeBufferPointer<UInt8>, _ second: UnsafeBufferPointer<UInt8>) -> Bool {
     guard first.count == second.count else { return false }
-    for (one, other) in zip(first, second) where one != other {
+    for index in 0..<first.count {
+        let one = first[index]
+        let other = second[index]
+        if one == other { continue }
         let foldedOne = one >= 0x41 && one <= 0x5A ? one | 0x20 : one
         let foldedOther = other >= 0x41 && other <= 0x5A ? other | 0x20 : other
         if foldedOne != foldedOther { return false }
@@ -78,32 +80,40 @@ where A.Element == UInt8, B.Element == UInt8 {
 }
 
 extension String {
-    /// Whether this string equals `other` ignoring ASCII case, without allocating.
+    /// Whether this string equals `other` ignoring ASCII case, without allocating (and without copying either
+    /// string, except a bridged one).
     @inlinable
     public func equalsIgnoringASCIICase(_ other: String) -> Bool {
-        asciiCaseInsensitiveEquals(utf8, other.utf8)
+        guard utf8.count == other.utf8.count else { return false }
+        return withUTF8Buffer { mine in other.withUTF8Buffer { asciiCaseInsensitiveEquals(mine, $0) } }
     }
 
     /// Whether this string, taken as a comma-separated header value, lists `token`, ignoring ASCII case and the
-    /// spaces around each element: `Connection: keep-alive, Upgrade` lists `upgrade`.
+    /// blanks around each element: `Connection: keep-alive, Upgrade` lists `upgrade`.
     @inlinable
     public func listsToken(_ token: String) -> Bool {
-        let bytes = utf8
-        var elementStart = bytes.startIndex
-        while true {
-            let elementEnd = bytes[elementStart...].firstIndex(of: UInt8(ascii: ",")) ?? bytes.endIndex
-            if asciiCaseInsensitiveEquals(Self.trimmingBlanks(bytes[elementStart..<elementEnd]), token.utf8) { return true }
-            guard elementEnd != bytes.endIndex else { break }
-            elementStart = bytes.index(after: elementEnd)
+        withUTF8Buffer { value in
+            token.withUTF8Buffer { token in
+                var start = 0
+                while start <= value.count {
+                    var end = start
+                    while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
+                    var first = start
+                    var last = end
+                    while first < last, value[first] == UInt8(ascii: " ") || value[first] == UInt8(ascii: "\t") { first += 1 }
+                    while last > first, value[last - 1] == UInt8(ascii: " ") || value[last - 1] == UInt8(ascii: "\t") { last -= 1 }
+                    if asciiCaseInsensitiveEquals(UnsafeBufferPointer(rebasing: value[first..<last]), token) { return true }
+                    start = end + 1
+                }
+                return false
+            }
         }
-        return false
     }
 
-    @usableFromInline
-    static func trimmingBlanks(_ bytes: Substring.UTF8View) -> Substring.UTF8View {
-        var bytes = bytes
-        while let first = bytes.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { bytes.removeFirst() }
-        while let last = bytes.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { bytes.removeLast() }
-        return bytes
+    /// Runs `body` on the string's UTF-8 bytes: in place for a native string, from a copy otherwise.
+    @inlinable
+    func withUTF8Buffer<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        if let result = utf8.withContiguousStorageIfAvailable(body) { return result }
+        return Array(utf8).withUnsafeBufferPointer(body)
     }
 }

@@ -151,9 +151,10 @@ public struct RequestTarget: Sendable, Equatable {
 
     /// Parses an origin-form (`/a?b`) or absolute-form (`http://host/a?b`) target.
     public static func parse(_ uri: String) -> Result<RequestTarget, PathNormalizer.Rejection> {
+        // Byte searches on the UTF-8 view: `Character` searches would run grapheme breaking on every request.
         var target = Substring(uri)
-        if let fragment = target.firstIndex(of: "#") { target = target[..<fragment] }
-        if !target.hasPrefix("/") {
+        if let fragment = target.utf8.firstIndex(of: UInt8(ascii: "#")) { target = target[..<fragment] }
+        if target.utf8.first != UInt8(ascii: "/") {
             // Absolute form, as sent to proxies: drop scheme and authority, keep path and query.
             guard let schemeEnd = target.range(of: "://") else { return .failure(.notAbsolute) }
             let afterAuthority = target[schemeEnd.upperBound...]
@@ -162,7 +163,7 @@ public struct RequestTarget: Sendable, Equatable {
         }
         let path: Substring
         var query: Substring?
-        if let mark = target.firstIndex(of: "?") {
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             path = target[..<mark]
             query = target[target.index(after: mark)...]
         } else {
