@@ -9,6 +9,8 @@ public struct RequestHeaderFacts: Sendable {
     public private(set) var host: String?
     /// How many `Authorization` headers there are; more than one is refused.
     public private(set) var authorizationCount = 0
+    /// The first `Authorization` value.
+    public private(set) var authorization: String?
     /// The first `Content-Length` value, as sent.
     public private(set) var contentLengthValue: String?
     /// The first `Expect` value.
@@ -32,6 +34,7 @@ public struct RequestHeaderFacts: Sendable {
                 if host == nil { host = value }
             case .authorization:
                 authorizationCount += 1
+                if authorization == nil { authorization = value }
             case .contentLength:
                 if contentLengthValue == nil { contentLengthValue = value }
             case .expect:

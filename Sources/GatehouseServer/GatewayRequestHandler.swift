@@ -307,7 +307,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
 
         let identityHeaders: [(String, String)]
-        switch state.authorizer.authorize(head, tenant: tenant, route: route) {
+        switch state.authorizer.authorize(authorization: facts.authorization, tenant: tenant, route: route) {
         case .allow(let headers): identityHeaders = headers
         case .deny(let problem):
             reject(problem, tenant: tenant, route: route, path: target.path)

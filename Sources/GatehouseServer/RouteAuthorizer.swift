@@ -31,8 +31,9 @@ enum Authentication {
 struct RouteAuthorizer: Sendable {
     let validator: TokenValidator
 
-    func authorize(_ head: HTTPRequestHead, tenant: Tenant, route: Route) -> AuthorizationDecision {
-        let outcome = authenticate(head.headers, tenant: tenant)
+    /// - Parameter authorization: the request's `Authorization` value, if any.
+    func authorize(authorization: String?, tenant: Tenant, route: Route) -> AuthorizationDecision {
+        let outcome = authenticate(authorization: authorization, tenant: tenant)
         switch (route.requirement, outcome) {
         case (.public, .valid(let claims)):
             return .allow(identityHeaders: forwardedIdentity(claims, tenant: tenant, route: route))
@@ -59,7 +60,12 @@ struct RouteAuthorizer: Sendable {
 
     /// Who the request's bearer token says the caller is.
     func authenticate(_ headers: HTTPHeaders, tenant: Tenant) -> Authentication {
-        switch Self.credential(in: headers) {
+        authenticate(authorization: headers.first(name: "authorization"), tenant: tenant)
+    }
+
+    /// Who an `Authorization` value says the caller is.
+    func authenticate(authorization: String?, tenant: Tenant) -> Authentication {
+        switch Self.credential(fromAuthorization: authorization) {
         case .none: return .anonymous
         case .malformedBearer: return .invalid(.malformed)
         case .bearer(let token):
@@ -79,21 +85,23 @@ struct RouteAuthorizer: Sendable {
 
     /// `Authorization: Bearer <token68>` (RFC 6750 §2.1), scheme case-insensitive. Parsed on the UTF-8 bytes: this
     /// runs on every request, and Foundation's string helpers cost more than the token check itself.
-    static func credential(in headers: HTTPHeaders) -> PresentedCredential {
-        guard let value = headers.first(name: "authorization") else { return .none }
-        let bytes = value.utf8
-        var start = bytes.startIndex
-        while start != bytes.endIndex, bytes[start] == UInt8(ascii: " ") { start = bytes.index(after: start) }
-        let scheme = bytes[start...].prefix(6)
-        guard scheme.count == 6, zip(scheme, "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return .none }
-        var tokenStart = bytes.index(start, offsetBy: 6)
-        guard tokenStart == bytes.endIndex || bytes[tokenStart] == UInt8(ascii: " ") else { return .none }  // "Bearerx"
-        while tokenStart != bytes.endIndex, bytes[tokenStart] == UInt8(ascii: " ") { tokenStart = bytes.index(after: tokenStart) }
-        var tokenEnd = bytes.endIndex
-        while tokenEnd != tokenStart, bytes[bytes.index(before: tokenEnd)] == UInt8(ascii: " ") { tokenEnd = bytes.index(before: tokenEnd) }
-        let token = bytes[tokenStart..<tokenEnd]
-        guard !token.isEmpty, !token.contains(UInt8(ascii: " ")) else { return .malformedBearer }
-        return .bearer(String(Substring(token)))
+    static func credential(fromAuthorization value: String?) -> PresentedCredential {
+        guard var value else { return .none }
+        return value.withUTF8 { bytes in
+            let space = UInt8(ascii: " ")
+            var start = 0
+            while start < bytes.count, bytes[start] == space { start += 1 }
+            guard bytes.count - start >= 6 else { return .none }
+            for (offset, expected) in "bearer".utf8.enumerated() where bytes[start + offset] | 0x20 != expected { return .none }
+            var tokenStart = start + 6
+            guard tokenStart == bytes.count || bytes[tokenStart] == space else { return .none }  // "Bearerx"
+            while tokenStart < bytes.count, bytes[tokenStart] == space { tokenStart += 1 }
+            var tokenEnd = bytes.count
+            while tokenEnd > tokenStart, bytes[tokenEnd - 1] == space { tokenEnd -= 1 }
+            let token = UnsafeBufferPointer(rebasing: bytes[tokenStart..<tokenEnd])
+            guard !token.isEmpty, !token.contains(space) else { return .malformedBearer }
+            return .bearer(String(decoding: token, as: UTF8.self))
+        }
     }
 
     static func challenge(_ tenant: Tenant, error: String?) -> String {
