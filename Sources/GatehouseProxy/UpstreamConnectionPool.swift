@@ -140,7 +140,11 @@ public final class UpstreamConnectionPool {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(HTTPRequestEncoder(), name: UpstreamConnectionHandler.encoderName)
+                    // The gateway frames upstream requests itself (Content-Length as the client sent it, or chunked
+                    // when the client's body was), so the encoder need not search the headers to fix framing up.
+                    var encoderConfiguration = HTTPRequestEncoder.Configuration()
+                    encoderConfiguration.automaticallySetFramingHeaders = false
+                    try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration), name: UpstreamConnectionHandler.encoderName)
                     try sync.addHandler(
                         ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)),
                         name: UpstreamConnectionHandler.decoderName)
