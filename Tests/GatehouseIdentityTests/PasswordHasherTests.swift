@@ -12,6 +12,13 @@ import Testing
         #expect(hasher.hash("same") != hasher.hash("same"), "each hash has its own salt")
     }
 
+    @Test func argon2idHashesFromAnotherBuildVerify() {
+        // Made by Debian's libargon2 (the portable build), with two lanes: the vectorised build here must agree.
+        let foreign = "$argon2id$v=19$m=4096,t=3,p=2$Z2F0ZWhvdXNlLXNhbHQxNg$E4tjagmDLMDBqKR+901SHzucMB+EcZYxT1x9NQPV5Dc"
+        #expect(hasher.verify("correct horse battery staple", against: foreign) == .matchNeedsRehash)
+        #expect(hasher.verify("correct horse battery stapler", against: foreign) == .mismatch)
+    }
+
     @Test func olderParametersAskForARehash() {
         let old = PasswordHasher(parameters: .init(memoryKiB: 512, iterations: 1, parallelism: 1)).hash("pw")
         #expect(hasher.verify("pw", against: old) == .matchNeedsRehash)
