@@ -8,6 +8,7 @@
 #                                 # haproxy-es256, then the login scenario (POST /auth/token) vs the FastAPI peers
 #   scripts/bench.sh flood        # p99 of an authenticated route alone, then while 50 logins are in flight
 #
+# The access log is off by default, as nginx-plain's is (`access_log off`); ACCESS_LOG=true measures it on.
 # Needs ../shared/bench/setup.sh run once (as root). Everything listens on 127.0.0.1 only.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,7 +27,7 @@ cat >"$WORK/config/gatehouse.yaml" <<YAML
 listen: 127.0.0.1:18050
 admin_listen: 127.0.0.1:18059
 tenants: ../tenants
-access_log: ${ACCESS_LOG:-true}
+access_log: ${ACCESS_LOG:-false}
 YAML
 
 case "$MODE" in
