@@ -25,10 +25,8 @@ let package = Package(
             name: "GatehouseConfiguration",
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
-        // argon2id: the reference implementation (phc-winner-argon2, CC0 / Apache-2.0, from argon2-cffi-bindings
-        // 26.2.0), built here with its vectorised fill; Debian's libargon2 is the portable build, 1.65x slower.
-        .target(name: "CArgon2", exclude: ["LICENSE"]),
-        // libxcrypt's bcrypt (Debian libcrypt-dev), for imported hashes.
+        // System libraries: argon2id (Debian libargon2-dev) and libxcrypt's bcrypt (libcrypt-dev).
+        .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
         .systemLibrary(name: "CCrypt", pkgConfig: "libcrypt", providers: [.apt(["libcrypt-dev"])]),
         // JWS signing and verification, keys, revocation and the verified-token cache. No I/O.
         .target(

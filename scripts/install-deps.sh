@@ -6,6 +6,7 @@ packages=()
 command -v curl >/dev/null 2>&1 || packages+=(curl)          # TLS/HTTP/2 tests and the walk-through
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)    # test certificates
 [ -f /usr/include/sqlite3.h ] || packages+=(libsqlite3-dev)   # the embedded store (GRDB links the system SQLite)
+[ -f /usr/include/argon2.h ] || packages+=(libargon2-dev)     # argon2id password hashing
 [ -f /usr/include/crypt.h ] || packages+=(libcrypt-dev)       # verifying imported bcrypt hashes (libxcrypt)
 if ((${#packages[@]})); then
     if [ "$(id -u)" != 0 ]; then

@@ -12,8 +12,8 @@ import Testing
         #expect(hasher.hash("same") != hasher.hash("same"), "each hash has its own salt")
     }
 
-    @Test func argon2idHashesFromAnotherBuildVerify() {
-        // Made by Debian's libargon2 (the portable build), with two lanes: the vectorised build here must agree.
+    @Test func argon2idHashesWithOtherParametersVerify() {
+        // A fixed vector with two lanes and other costs, as another deployment or an import would have stored it.
         let foreign = "$argon2id$v=19$m=4096,t=3,p=2$Z2F0ZWhvdXNlLXNhbHQxNg$E4tjagmDLMDBqKR+901SHzucMB+EcZYxT1x9NQPV5Dc"
         #expect(hasher.verify("correct horse battery staple", against: foreign) == .matchNeedsRehash)
         #expect(hasher.verify("correct horse battery stapler", against: foreign) == .mismatch)
