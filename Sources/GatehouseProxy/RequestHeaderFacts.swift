@@ -12,7 +12,7 @@ public struct RequestHeaderFacts: Sendable {
     /// The first `Authorization` value.
     public private(set) var authorization: String?
     /// The first `Content-Length` value, as sent.
-    public private(set) var contentLengthValue: String?
+    private var contentLengthValue: String?
     /// The first `Expect` value.
     public private(set) var expect: String?
     /// The first `X-Request-Id` value, as sent (not yet checked for sanity).

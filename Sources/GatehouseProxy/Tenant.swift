@@ -54,8 +54,9 @@ public struct TenantDirectory: Sendable {
     public func resolve(host header: String) -> Tenant? {
         guard let host = Self.normaliseHost(header) else { return nil }
         if let tenant = exact[host] { return tenant }
-        guard let dot = host.firstIndex(of: "."), host.first != "[" else { return nil }
-        return wildcard[String(host[host.index(after: dot)...])]
+        // Bytes, like `normaliseHost`: a `Character` search would run grapheme breaking for every wildcard host.
+        guard host.utf8.first != UInt8(ascii: "["), let dot = host.utf8.firstIndex(of: UInt8(ascii: ".")) else { return nil }
+        return wildcard[String(host[host.utf8.index(after: dot)...])]
     }
 
     /// `Acme.Localhost:8080` becomes `acme.localhost`; `[::1]:80` becomes `[::1]`; a trailing dot is dropped.
