@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // Parsing and validation of config/gatehouse.yaml and tenants/*.yaml.
@@ -60,6 +61,16 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The browser side of §7: login and signup pages (Mustache), CSRF form tokens, cookies, safe redirects.
+        .target(
+            name: "GatehouseBrowser",
+            dependencies: [
+                "GatehouseConfiguration",
+                "GatehouseTokens",
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The listeners that wire configuration, policy and proxy together.
         .target(
             name: "GatehouseServer",
@@ -68,6 +79,7 @@ let package = Package(
                 "GatehouseProxy",
                 "GatehouseIdentity",
                 "GatehouseTokens",
+                "GatehouseBrowser",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -122,6 +134,10 @@ let package = Package(
         .testTarget(
             name: "GatehouseIdentityTests",
             dependencies: ["GatehouseIdentity", "GatehouseTokens", "GatehouseConfiguration"]
+        ),
+        .testTarget(
+            name: "GatehouseBrowserTests",
+            dependencies: ["GatehouseBrowser", "GatehouseConfiguration", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "GatehouseProxyTests",

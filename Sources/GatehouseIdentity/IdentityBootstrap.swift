@@ -35,7 +35,7 @@ public enum IdentityBootstrap {
             parallelism: UInt32(configuration.passwordHashing.parallelism))
         return IdentityService(
             store: store, keys: keys, revocations: revocations, hasher: PasswordHasher(parameters: parameters),
-            pool: HashingPool(threads: hashingThreads))
+            pool: HashingPool(threads: hashingThreads), formTokenKey: masterKey.derivedKey(purpose: "gatehouse form tokens v1"))
     }
 
     /// `master_key` from the configuration; when it is empty, a key generated once into the data folder

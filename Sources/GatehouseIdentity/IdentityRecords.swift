@@ -128,3 +128,27 @@ public enum IdentityStoreError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// A browser session (§7), known only by the SHA-256 of its cookie value. It is a login (its `sid` is in `logins`),
+/// so everything that revokes logins (logout, a password change, disabling the user) ends it too.
+public struct SessionRecord: Sendable, Hashable {
+    public var hash: String
+    public var tenant: String
+    public var sid: String
+    public var userID: String
+    public var createdAt: Int64
+    /// The last use that was written down; the idle timeout counts from here.
+    public var lastSeenAt: Int64
+    /// The absolute end, fixed when the session starts.
+    public var expiresAt: Int64
+
+    public init(hash: String, tenant: String, sid: String, userID: String, createdAt: Int64, lastSeenAt: Int64, expiresAt: Int64) {
+        self.hash = hash
+        self.tenant = tenant
+        self.sid = sid
+        self.userID = userID
+        self.createdAt = createdAt
+        self.lastSeenAt = lastSeenAt
+        self.expiresAt = expiresAt
+    }
+}

@@ -36,15 +36,24 @@ public final class IdentityService: Sendable {
     public let store: any IdentityStore
     public let keys: SigningKeyManager
     public let revocations: RevocationList
+    /// Browser sessions used recently by this process.
+    public let sessions: SessionCache
+    /// The key of the HTML forms' CSRF tokens, derived from the master key so every replica accepts every other's forms.
+    public let formTokenKey: SymmetricKey
     private let hasher: PasswordHasher
     private let pool: HashingPool
     /// A hash of a random password, verified when the email is unknown so that answer costs the same time.
     private let decoyHash: String
 
-    public init(store: any IdentityStore, keys: SigningKeyManager, revocations: RevocationList, hasher: PasswordHasher, pool: HashingPool) {
+    public init(
+        store: any IdentityStore, keys: SigningKeyManager, revocations: RevocationList, hasher: PasswordHasher, pool: HashingPool,
+        sessions: SessionCache = SessionCache(), formTokenKey: SymmetricKey = SymmetricKey(size: .bits256)
+    ) {
         self.store = store
         self.keys = keys
         self.revocations = revocations
+        self.sessions = sessions
+        self.formTokenKey = formTokenKey
         self.hasher = hasher
         self.pool = pool
         self.decoyHash = hasher.hash(UUID().uuidString)
@@ -81,6 +90,13 @@ public final class IdentityService: Sendable {
 
     /// Checks the password and starts a login. Under lockout no hash is computed at all.
     public func logIn(tenant: TenantConfiguration, email: String, password: String) async throws -> TokenGrant {
+        let user = try await verifiedUser(tenant: tenant, email: email, password: password)
+        return try await startLogin(tenant: tenant, user: user)
+    }
+
+    /// The user whose email and password these are, with lockout (§4): unknown email, wrong password and disabled
+    /// user fail alike, after the same work. A hash made under older parameters is replaced.
+    func verifiedUser(tenant: TenantConfiguration, email: String, password: String) async throws -> UserRecord {
         let emailKey = UserRecord.emailKey(email)
         let now = Self.now()
         let window = Int64(tenant.lockout.window.components.seconds)
@@ -102,7 +118,7 @@ public final class IdentityService: Sendable {
             user.passwordHash = try await hashOnPool(password)
             try await store.updateUser(user)
         }
-        return try await startLogin(tenant: tenant, user: user)
+        return user
     }
 
     /// Spends a refresh token for a new pair. A spent token presented again revokes its whole login.
@@ -279,8 +295,19 @@ public final class IdentityService: Sendable {
         SymmetricKey(size: .bits256).withUnsafeBytes { Base64URL.encode(Array($0)) }
     }
 
+    /// SHA-256 as lower-case hex. Runs on the proxy path for session cookies, so it avoids formatting per byte.
     static func hashToken(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        let digest = SHA256.hash(data: Array(token.utf8))
+        let hex = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: SHA256.byteCount * 2) { buffer in
+            var index = 0
+            for byte in digest {
+                buffer[index] = hex[Int(byte >> 4)]
+                buffer[index + 1] = hex[Int(byte & 0x0F)]
+                index += 2
+            }
+            return index
+        }
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }

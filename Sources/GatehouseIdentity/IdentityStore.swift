@@ -31,6 +31,15 @@ public protocol IdentityStore: Sendable {
     func loginFailures(tenant: String, emailKey: String, since: Int64) async throws -> [Int64]
     func clearLoginFailures(tenant: String, emailKey: String) async throws
 
+    /// Starts a browser session: its login and the session itself.
+    func insertSession(_ session: SessionRecord) async throws
+    /// The session with this hash at this tenant, unless its login was revoked.
+    func session(hash: String, tenant: String) async throws -> SessionRecord?
+    /// Slides the idle timeout: records a later use (never an earlier one; replicas race).
+    func touchSession(hash: String, lastSeenAt: Int64) async throws
+    /// Deletes sessions past their absolute end, or idle since before `idleBefore`; returns how many.
+    func deleteSessions(expiredBy now: Int64, idleBefore: Int64, tenant: String) async throws -> Int
+
     func signingKeys(tenant: String) async throws -> [StoredSigningKey]
     func allSigningKeys() async throws -> [StoredSigningKey]
     /// Makes `key` the tenant's active key. When `onlyIfNoneActive`, does nothing if another replica got there

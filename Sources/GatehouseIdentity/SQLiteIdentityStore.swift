@@ -77,6 +77,21 @@ public final class SQLiteIdentityStore: IdentityStore {
                     CREATE INDEX login_failures_by_email ON login_failures(tenant, email_key, at);
                     """)
         }
+        migrator.registerMigration("v2: browser sessions") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE sessions (
+                        hash TEXT PRIMARY KEY,
+                        tenant TEXT NOT NULL,
+                        sid TEXT NOT NULL REFERENCES logins(sid),
+                        user_id TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        last_seen_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX sessions_by_tenant_expiry ON sessions(tenant, expires_at);
+                    """)
+        }
         return migrator
     }
 
@@ -219,6 +234,56 @@ public final class SQLiteIdentityStore: IdentityStore {
     public func clearLoginFailures(tenant: String, emailKey: String) async throws {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM login_failures WHERE tenant = ? AND email_key = ?", arguments: [tenant, emailKey])
+        }
+    }
+
+    // MARK: Browser sessions
+
+    public func insertSession(_ session: SessionRecord) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO logins (sid, tenant, user_id, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [session.sid, session.tenant, session.userID, session.createdAt])
+            try db.execute(
+                sql: """
+                    INSERT INTO sessions (hash, tenant, sid, user_id, created_at, last_seen_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    session.hash, session.tenant, session.sid, session.userID, session.createdAt, session.lastSeenAt, session.expiresAt,
+                ])
+        }
+    }
+
+    public func session(hash: String, tenant: String) async throws -> SessionRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT s.* FROM sessions s JOIN logins l ON l.sid = s.sid
+                    WHERE s.hash = ? AND s.tenant = ? AND l.revoked = 0
+                    """,
+                arguments: [hash, tenant]
+            ).map {
+                SessionRecord(
+                    hash: $0["hash"], tenant: $0["tenant"], sid: $0["sid"], userID: $0["user_id"], createdAt: $0["created_at"],
+                    lastSeenAt: $0["last_seen_at"], expiresAt: $0["expires_at"])
+            }
+        }
+    }
+
+    public func touchSession(hash: String, lastSeenAt: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE sessions SET last_seen_at = ? WHERE hash = ? AND last_seen_at < ?", arguments: [lastSeenAt, hash, lastSeenAt])
+        }
+    }
+
+    public func deleteSessions(expiredBy now: Int64, idleBefore: Int64, tenant: String) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(
+                sql: "DELETE FROM sessions WHERE tenant = ? AND (expires_at <= ? OR last_seen_at < ?)", arguments: [tenant, now, idleBefore])
+            return db.changesCount
         }
     }
 

@@ -25,6 +25,11 @@ public struct MasterKey: Sendable {
         self.key = SymmetricKey(data: bytes)
     }
 
+    /// A key for one purpose (HKDF-SHA256), so the master key itself only ever encrypts.
+    public func derivedKey(purpose: String) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data(purpose.utf8), outputByteCount: 32)
+    }
+
     /// A fresh random key, as base64.
     public static func generateBase64() -> String {
         SymmetricKey(size: .bits256).withUnsafeBytes { Data($0).base64EncodedString() }

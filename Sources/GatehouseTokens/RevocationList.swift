@@ -32,6 +32,11 @@ public final class RevocationList: Sendable {
         state.withLock { $0.tokenIDs[tokenID] != nil || $0.logins[login] != nil }
     }
 
+    /// Whether a login (a token family or a browser session) was revoked.
+    public func isRevoked(login: String) -> Bool {
+        state.withLock { $0.logins[login] != nil }
+    }
+
     /// Forgets revocations whose tokens have all expired.
     public func purge(now: Int64) {
         state.withLock { state in

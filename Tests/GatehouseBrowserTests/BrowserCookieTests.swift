@@ -1,0 +1,20 @@
+import GatehouseBrowser
+import Testing
+
+@Suite struct BrowserCookieTests {
+    @Test func findsTheNamedCookieAmongOthersAndAcrossHeaders() {
+        #expect(BrowserCookie.value(named: "gatehouse_session", in: ["a=1; gatehouse_session=abc; b=2"]) == "abc")
+        #expect(BrowserCookie.value(named: "gatehouse_session", in: ["a=1", "gatehouse_session=xyz"]) == "xyz")
+        #expect(BrowserCookie.value(named: "gatehouse_session", in: ["gatehouse_session=\"q\""]) == "q")
+        #expect(BrowserCookie.value(named: "gatehouse_session", in: ["my_gatehouse_session=1; gatehouse_sessionx=2"]) == nil)
+        #expect(BrowserCookie.value(named: "gatehouse_session", in: []) == nil)
+    }
+
+    @Test func sessionCookieHasEveryAttributeOfSection7() {
+        let plain = BrowserCookie.setSession("v", maxAge: 600, secure: false)
+        #expect(plain == "gatehouse_session=v; Path=/; Max-Age=600; HttpOnly; SameSite=Lax")
+        #expect(BrowserCookie.setSession("v", maxAge: 600, secure: true).hasSuffix("; Secure"))
+        #expect(BrowserCookie.clearSession(secure: false) == "gatehouse_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")
+        #expect(BrowserCookie.setFormBinding("b", secure: false) == "gatehouse_csrf=b; Path=/auth/; HttpOnly; SameSite=Lax")
+    }
+}
