@@ -35,7 +35,7 @@ extension IdentityService {
         guard Self.isWellFormedToken(cookie) else { return .invalid }
         let hash = Self.hashToken(cookie)
         let (lookup, touch) = sessions.use(
-            hash: hash, idleTimeout: Int64(tenant.session.idleTimeout.components.seconds), now: Self.now(), revocations: revocations)
+            hash: hash, tenant: tenant.id, idleTimeout: Int64(tenant.session.idleTimeout.components.seconds), now: Self.now(), revocations: revocations)
         if touch, case .valid(let session) = lookup { recordUse(hash: hash, at: session.record.lastSeenAt) }
         return lookup
     }

@@ -45,11 +45,13 @@ public final class SessionCache: Sendable {
         self.capacity = capacity
     }
 
-    /// Looks a session up by the hash of its cookie and, when it is valid, records this use.
+    /// Looks a session of `tenant` up by the hash of its cookie and, when it is valid, records this use.
     /// - Returns: the lookup, and whether the use should be written to the store (the idle timeout slides).
-    func use(hash: String, idleTimeout: Int64, now: Int64, revocations: RevocationList) -> (Lookup, touch: Bool) {
+    func use(hash: String, tenant: String, idleTimeout: Int64, now: Int64, revocations: RevocationList) -> (Lookup, touch: Bool) {
         entries.withLock { entries in
             guard var entry = entries[hash] else { return (.unknown, false) }
+            // A session is only ever valid at the tenant that started it.
+            guard entry.session.record.tenant == tenant else { return (.invalid, false) }
             if revocations.isRevoked(login: entry.session.record.sid) || now >= entry.session.record.expiresAt
                 || now - entry.lastSeenAt > idleTimeout
             {

@@ -23,6 +23,10 @@ public enum KnownHeader: String, CaseIterable, Sendable {
     case xForwardedProto = "x-forwarded-proto"
     case xRealIP = "x-real-ip"
     case xRequestID = "x-request-id"
+    // Read for browser sessions (§7): which site sent an unsafe request, and whether a browser wants a page.
+    case origin
+    case referer
+    case accept
 
     /// Whether the header describes one hop only and is never forwarded.
     public var isHopByHop: Bool {
@@ -44,8 +48,19 @@ public enum KnownHeader: String, CaseIterable, Sendable {
         switch name.utf8.count {
         case 2: candidate = .te
         case 4: candidate = .host
-        case 6: candidate = first == UInt8(ascii: "c") ? .cookie : .expect
-        case 7: candidate = first == UInt8(ascii: "t") ? .trailer : .upgrade
+        case 6:
+            switch first {
+            case UInt8(ascii: "c"): candidate = .cookie
+            case UInt8(ascii: "o"): candidate = .origin
+            case UInt8(ascii: "a"): candidate = .accept
+            default: candidate = .expect
+            }
+        case 7:
+            switch first {
+            case UInt8(ascii: "t"): candidate = .trailer
+            case UInt8(ascii: "r"): candidate = .referer
+            default: candidate = .upgrade
+            }
         case 9: candidate = first == UInt8(ascii: "f") ? .forwarded : .xRealIP
         case 10: candidate = first == UInt8(ascii: "c") ? .connection : .keepAlive
         case 12: candidate = .xRequestID

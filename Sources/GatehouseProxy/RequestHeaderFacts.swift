@@ -21,6 +21,14 @@ public struct RequestHeaderFacts: Sendable {
     public private(set) var upgrade: String?
     /// Every `Connection` value: the headers they list are hop-by-hop too (RFC 9110 §7.6.1).
     public private(set) var connectionValues = ConnectionHeaderValues()
+    /// Every `Cookie` value (HTTP/2 sends one per cookie).
+    public private(set) var cookies: [String] = []
+    /// The first `Origin` value.
+    public private(set) var origin: String?
+    /// The first `Referer` value.
+    public private(set) var referer: String?
+    /// Whether an `Accept` header names `text/html`: a browser navigating, not an API client.
+    public private(set) var acceptsHTML = false
     /// Whether any `Transfer-Encoding` header is present.
     public private(set) var hasTransferEncoding = false
     /// Whether a `Transfer-Encoding` header lists `chunked`.
@@ -45,6 +53,14 @@ public struct RequestHeaderFacts: Sendable {
                 if upgrade == nil { upgrade = value }
             case .connection:
                 connectionValues.append(value)
+            case .cookie:
+                cookies.append(value)
+            case .origin:
+                if origin == nil { origin = value }
+            case .referer:
+                if referer == nil { referer = value }
+            case .accept:
+                if !acceptsHTML, value.listsMediaType("text/html") { acceptsHTML = true }
             case .transferEncoding:
                 hasTransferEncoding = true
                 if value.listsToken("chunked") { isChunked = true }
@@ -64,4 +80,17 @@ public struct RequestHeaderFacts: Sendable {
 
     /// Whether `Expect` is `100-continue`, the only expectation the gateway meets.
     public var expectsContinue: Bool { expect?.equalsIgnoringASCIICase("100-continue") ?? false }
+}
+
+
+extension String {
+    /// Whether this `Accept` value lists `mediaType` (parameters such as `;q=0.9` ignored).
+    func listsMediaType(_ mediaType: String) -> Bool {
+        split(separator: ",").contains { element in
+            var type = element.prefix { $0 != ";" }
+            while type.first == " " || type.first == "\t" { type = type.dropFirst() }
+            while type.last == " " || type.last == "\t" { type = type.dropLast() }
+            return String(type).equalsIgnoringASCIICase(mediaType)
+        }
+    }
 }

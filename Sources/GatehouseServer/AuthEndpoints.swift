@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseBrowser
 import GatehouseConfiguration
 import GatehouseIdentity
 import GatehouseProxy
@@ -8,10 +9,32 @@ import NIOHTTP1
 
 /// A request to one of the gateway's own endpoints, with its body collected (bounded by `auth_body_bytes`).
 struct EndpointRequest: Sendable {
+    /// Where an `Origin` (or `Referer`) says the request came from.
+    enum Site: Sendable {
+        /// One of the tenant's hosts.
+        case tenant
+        /// Somewhere else, or an opaque origin (`null`).
+        case foreign
+        /// Neither header was sent.
+        case unknown
+    }
+
     var method: HTTPMethod
     var path: String
+    var query: String? = nil
     var headers: HTTPHeaders
     var body: ByteBuffer
+    /// The `Cookie` header values.
+    var cookies: [String] = []
+    var site: Site = .unknown
+    /// Served over TLS: cookies get `Secure`.
+    var isSecure = false
+
+    /// The session cookie's value, if sent.
+    var sessionCookie: String? { BrowserCookie.value(named: BrowserCookie.session, in: cookies) }
+
+    /// Whether the body is an HTML form post.
+    var isFormPost: Bool { AuthEndpoints.mediaType(headers) == "application/x-www-form-urlencoded" }
 }
 
 /// The gateway's answer to an endpoint request.
@@ -41,10 +64,18 @@ struct EndpointResponse: Sendable {
 struct AuthEndpoints: Sendable {
     let identity: IdentityService
     let authorizer: RouteAuthorizer
+    let browser: BrowserEndpoints
+
+    init(identity: IdentityService, authorizer: RouteAuthorizer) {
+        self.identity = identity
+        self.authorizer = authorizer
+        self.browser = BrowserEndpoints(identity: identity)
+    }
 
     /// The methods each endpoint answers; any other path under a reserved prefix is 404.
     static let methods: [String: [HTTPMethod]] = [
-        "/auth/signup": [.POST], "/auth/login": [.POST], "/auth/token": [.POST], "/auth/refresh": [.POST], "/auth/logout": [.POST],
+        "/auth/signup": [.GET, .HEAD, .POST], "/auth/login": [.GET, .HEAD, .POST], "/auth/token": [.POST], "/auth/refresh": [.POST],
+        "/auth/logout": [.GET, .HEAD, .POST],
         "/auth/me": [.GET, .HEAD], "/auth/password": [.POST], "/.well-known/jwks.json": [.GET, .HEAD],
         "/.well-known/openid-configuration": [.GET, .HEAD],
     ]
@@ -52,6 +83,16 @@ struct AuthEndpoints: Sendable {
     func handle(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
         let configuration = tenant.configuration
         do {
+            switch (request.path, request.method) {
+            case ("/auth/login", .GET), ("/auth/login", .HEAD): return await browser.loginPage(request, tenant: tenant)
+            case ("/auth/signup", .GET), ("/auth/signup", .HEAD): return browser.signupPage(request, tenant: tenant)
+            case ("/auth/logout", .GET), ("/auth/logout", .HEAD): return await browser.signOutPage(request, tenant: tenant)
+            case ("/auth/login", _) where request.isFormPost: return await browser.logIn(request, tenant: tenant)
+            case ("/auth/signup", _) where request.isFormPost: return await browser.signUp(request, tenant: tenant)
+            case ("/auth/logout", _) where request.headers.first(name: "authorization") == nil && request.sessionCookie != nil:
+                return await browser.logOut(request, tenant: tenant)
+            default: break
+            }
             switch request.path {
             case "/auth/signup": return try await signUp(request, configuration)
             case "/auth/login": return try await logIn(request, configuration)
@@ -152,7 +193,14 @@ struct AuthEndpoints: Sendable {
     }
 
     private func me(_ request: EndpointRequest, _ tenant: Tenant) async throws -> EndpointResponse {
-        let claims = try bearerClaims(request, tenant)
+        let claims: AccessTokenClaims
+        if request.headers.first(name: "authorization") == nil, let cookie = request.sessionCookie,
+            let session = try await identity.session(tenant: tenant.configuration, cookie: cookie)
+        {
+            claims = session.claims
+        } else {
+            claims = try bearerClaims(request, tenant)
+        }
         return EndpointResponse(.ok, json: Self.userJSON(try await identity.user(tenant: tenant.configuration, claims: claims)))
     }
 
@@ -300,7 +348,10 @@ struct JSONBody {
 /// An `application/x-www-form-urlencoded` body (RFC 6749 appendix B). A repeated parameter makes it invalid.
 enum FormBody {
     static func parse(_ body: ByteBuffer) -> [String: String]? {
-        let text = String(decoding: body.readableBytesView, as: UTF8.self)
+        parse(String(decoding: body.readableBytesView, as: UTF8.self))
+    }
+
+    static func parse(_ text: String) -> [String: String]? {
         var result: [String: String] = [:]
         for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)

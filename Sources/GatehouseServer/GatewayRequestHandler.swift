@@ -1,4 +1,6 @@
+import GatehouseBrowser
 import GatehouseConfiguration
+import GatehouseIdentity
 import GatehouseProxy
 import NIOCore
 import NIOHTTP1
@@ -21,6 +23,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         case exchanging(ProxyExchange)
         /// A request to one of the gateway's own endpoints: collecting its body, then waiting for the answer.
         case endpoint(EndpointCall)
+        /// Asking the store about a session cookie this process has not seen lately; the request's remaining parts
+        /// wait in the pipelining queue.
+        case authenticating
         /// The connection became a byte tunnel (WebSocket); this handler is on its way out.
         case tunnelling
         case closed
@@ -169,6 +174,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch phase {
         case .exchanging(let exchange): return exchange.requestComplete
         case .endpoint(let call): return call.isDispatched
+        case .authenticating: return true
         case .idle, .answered, .tunnelling, .closed: return false
         }
     }
@@ -206,7 +212,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     // MARK: Request
 
-    private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    /// - Parameter resumed: the store's answer about the request's session cookie, when this is the second pass
+    ///   after asking it.
+    private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext, resumed: SessionAnswer? = nil) {
         guard case .idle = phase else {
             context.close(promise: nil)
             return
@@ -273,7 +281,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
             phase = .endpoint(
-                EndpointCall(head: head, tenant: tenant, path: target.path, requestID: requestID, start: start,
+                EndpointCall(head: head, tenant: tenant, path: target.path, query: target.query.map(String.init), requestID: requestID, start: start,
                     body: context.channel.allocator.buffer(capacity: 0)))
             if facts.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -306,11 +314,55 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
 
+        // §6.3: the bearer token, or failing that the session cookie.
+        var authentication = state.authorizer.authenticate(authorization: facts.authorization, tenant: tenant)
+        var sessionCookie: String?
+        var bySession = false
+        if case .anonymous = authentication, !facts.cookies.isEmpty,
+            let cookie = BrowserCookie.value(named: BrowserCookie.session, in: facts.cookies)
+        {
+            sessionCookie = cookie
+            let session: ActiveSession?
+            switch resumed {
+            case .found(let found): session = found
+            case .unavailable:
+                reject(
+                    ProblemResponse(.serviceUnavailable, "The identity store is unavailable; try again shortly.", headers: [("Retry-After", "1")]),
+                    tenant: tenant, route: route, path: target.path)
+                return
+            case nil:
+                switch state.identity.cachedSession(tenant: tenant.configuration, cookie: cookie) {
+                case .valid(let cached): session = cached
+                case .invalid: session = nil
+                case .unknown:
+                    askStoreForSession(cookie, head: head, tenant: tenant, context: context)
+                    return
+                }
+            }
+            if let session {
+                authentication = .valid(session.claims)
+                bySession = true
+            }
+        }
+        if bySession, Self.isUnsafe(head.method), !isFromTenantSite(facts, tenant: tenant) {
+            reject(
+                ProblemResponse(
+                    .forbidden,
+                    "A \(head.method.rawValue) authenticated by the session cookie needs an Origin (or Referer) on one of the tenant's hosts."),
+                tenant: tenant, route: route, path: target.path)
+            return
+        }
+
         let identityHeaders: [(String, String)]
-        switch state.authorizer.authorize(authorization: facts.authorization, tenant: tenant, route: route) {
+        switch state.authorizer.authorize(authentication, tenant: tenant, route: route) {
         case .allow(let headers): identityHeaders = headers
         case .deny(let problem):
-            reject(problem, tenant: tenant, route: route, path: target.path)
+            if problem.status == .unauthorized, facts.acceptsHTML, head.method == .GET || head.method == .HEAD {
+                // A browser without a session goes to the login page, and comes back here afterwards.
+                reject(loginRedirect(target, clearingCookie: sessionCookie != nil), tenant: tenant, route: route, path: target.path)
+            } else {
+                reject(problem, tenant: tenant, route: route, path: target.path)
+            }
             return
         }
 
@@ -335,6 +387,57 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         connectUpstream(exchange, forceNew: false)
+    }
+
+    /// The store's answer about a session cookie, for the request that waited for it.
+    enum SessionAnswer {
+        case found(ActiveSession?)
+        case unavailable
+    }
+
+    /// Looks a session up in the store off the event loop, then starts the request again with the answer. Until
+    /// then the request's body waits in the pipelining queue, and the connection reads no further.
+    private func askStoreForSession(_ cookie: String, head: HTTPRequestHead, tenant: Tenant, context: ChannelHandlerContext) {
+        phase = .authenticating
+        let identity = state.identity
+        let configuration = tenant.configuration
+        let promise = context.eventLoop.makePromise(of: SessionAnswer.self)
+        Task(executorPreference: state.endpointExecutor) {
+            do {
+                promise.succeed(.found(try await identity.session(tenant: configuration, cookie: cookie)))
+            } catch {
+                promise.succeed(.unavailable)
+            }
+        }
+        promise.futureResult.assumeIsolated().whenSuccess { [self] answer in
+            guard case .authenticating = phase, let context = self.context else { return }
+            phase = .idle
+            startRequest(head, context: context, resumed: answer)
+            takePipelinedRequests()
+        }
+    }
+
+    /// 302 to the tenant's login page with the way back (§6.3); a session cookie that did not work is cleared.
+    private func loginRedirect(_ target: RequestTarget, clearingCookie: Bool) -> ProblemResponse {
+        var back = target.path
+        if let query = target.query { back += "?" + query }
+        var headers = [("Location", "/auth/login?rd=" + BrowserPages.queryEscaped(back))]
+        if clearingCookie { headers.append(("Set-Cookie", BrowserCookie.clearSession(secure: connection.scheme == "https"))) }
+        return ProblemResponse(.found, "Sign in first: this route requires authentication.", headers: headers)
+    }
+
+    /// POST, PUT, PATCH and DELETE: the methods a cross-site page could make a browser send with its cookies.
+    static func isUnsafe(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .POST, .PUT, .PATCH, .DELETE: return true
+        default: return false
+        }
+    }
+
+    /// Whether `Origin` (or, lacking it, `Referer`) names one of this tenant's hosts (§7).
+    private func isFromTenantSite(_ facts: RequestHeaderFacts, tenant: Tenant) -> Bool {
+        guard let host = RequestOrigin.host(origin: facts.origin, referer: facts.referer) else { return false }
+        return state.tenants.resolve(host: host)?.id == tenant.id
     }
 
     /// Whether a request we answer without reading carries so much body that closing beats draining it.
@@ -409,7 +512,16 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// back on this loop, unless the client went away meanwhile.
     private func dispatch(_ call: EndpointCall, context: ChannelHandlerContext) {
         call.isDispatched = true
-        let request = EndpointRequest(method: call.head.method, path: call.path, headers: call.head.headers, body: call.body)
+        let facts = RequestHeaderFacts(call.head.headers)
+        let site: EndpointRequest.Site
+        if facts.origin == nil, facts.referer == nil {
+            site = .unknown
+        } else {
+            site = isFromTenantSite(facts, tenant: call.tenant) ? .tenant : .foreign
+        }
+        let request = EndpointRequest(
+            method: call.head.method, path: call.path, query: call.query, headers: call.head.headers, body: call.body, cookies: facts.cookies,
+            site: site, isSecure: connection.scheme == "https")
         let endpoints = state.endpoints
         let tenant = call.tenant
         let promise = context.eventLoop.makePromise(of: EndpointResponse.self)
@@ -731,16 +843,18 @@ final class EndpointCall {
     let head: HTTPRequestHead
     let tenant: Tenant
     let path: String
+    let query: String?
     let requestID: String
     let start: NIODeadline
     var body: ByteBuffer
     /// The request is read in full and handed to the endpoint.
     var isDispatched = false
 
-    init(head: HTTPRequestHead, tenant: Tenant, path: String, requestID: String, start: NIODeadline, body: ByteBuffer) {
+    init(head: HTTPRequestHead, tenant: Tenant, path: String, query: String?, requestID: String, start: NIODeadline, body: ByteBuffer) {
         self.head = head
         self.tenant = tenant
         self.path = path
+        self.query = query
         self.requestID = requestID
         self.start = start
         self.body = body

@@ -52,6 +52,7 @@ public final class GatewayServer: Sendable {
         try await identity.keys.setTenants(Array(catalog.withLockedValue { $0.tenants.values }))
         let revocationCursor = try await identity.syncRevocations(after: 0)
         let logger = self.logger
+        let state = self.state
         storeSync.withLockedValue { task in
             task = Task {
                 var cursor = revocationCursor
@@ -62,6 +63,10 @@ public final class GatewayServer: Sendable {
                         cursor = try await identity.syncRevocations(after: cursor)
                         ticks += 1
                         if ticks % 5 == 0 { try await identity.keys.reload() }
+                        if ticks % 600 == 0 {
+                            // Sessions past their end are never read again; keep the table small.
+                            for tenant in state.tenants.tenants.values { _ = try await identity.purgeSessions(tenant: tenant.configuration) }
+                        }
                     } catch is CancellationError {
                         break  // shutting down
                     } catch {
@@ -73,7 +78,6 @@ public final class GatewayServer: Sendable {
         let publicChannel = try await PublicListener(state: state, pools: pools, group: group, quiescing: quiescing).bind()
         let adminAddress = (configuration.adminListen.host, configuration.adminListen.port)
         let draining = self.draining
-        let state = self.state
         let adminChannel: Channel
         do {
             adminChannel = try await AdminListener(group: group, address: adminAddress) {

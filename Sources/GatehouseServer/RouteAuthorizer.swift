@@ -33,7 +33,11 @@ struct RouteAuthorizer: Sendable {
 
     /// - Parameter authorization: the request's `Authorization` value, if any.
     func authorize(authorization: String?, tenant: Tenant, route: Route) -> AuthorizationDecision {
-        let outcome = authenticate(authorization: authorization, tenant: tenant)
+        authorize(authenticate(authorization: authorization, tenant: tenant), tenant: tenant, route: route)
+    }
+
+    /// Applies the route's requirement to who the request turned out to be (from a bearer token or a session).
+    func authorize(_ outcome: Authentication, tenant: Tenant, route: Route) -> AuthorizationDecision {
         switch (route.requirement, outcome) {
         case (.public, .valid(let claims)):
             return .allow(identityHeaders: forwardedIdentity(claims, tenant: tenant, route: route))

@@ -79,7 +79,10 @@ import Testing
             #expect(try await signup("email=a@acme.test", type: "text/plain").status == 415)
             let huge = #"{"email":"big@acme.test","password":"\#(String(repeating: "x", count: 5000))"}"#
             #expect(try await signup(huge).status == 413)
-            #expect(try await requestOffThread(port: gateway.port, "/auth/signup").status == 405)
+            let put = try await requestOffThread(port: gateway.port, "/auth/signup", method: "PUT", body: "{}")
+            #expect(put.status == 405)
+            #expect(put.header("allow") == "GET, HEAD, POST")
+            #expect(try await requestOffThread(port: gateway.port, "/auth/signup").status == 200, "the HTML signup page")
             #expect(try await requestOffThread(port: gateway.port, "/auth/nothing-here").status == 404)
         }
     }

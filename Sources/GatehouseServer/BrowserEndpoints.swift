@@ -1,0 +1,239 @@
+import Foundation
+import GatehouseBrowser
+import GatehouseConfiguration
+import GatehouseIdentity
+import GatehouseProxy
+import NIOHTTP1
+
+/// The HTML side of `/auth/login`, `/auth/signup` and `/auth/logout` (§4, §7): pages with CSRF-protected forms that
+/// start and end browser sessions. A failed form comes back with its error next to the field, never as JSON.
+struct BrowserEndpoints: Sendable {
+    let identity: IdentityService
+    let pages = BrowserPages()
+    let formTokens: FormTokens
+
+    init(identity: IdentityService) {
+        self.identity = identity
+        self.formTokens = FormTokens(key: identity.formTokenKey)
+    }
+
+    // MARK: Pages
+
+    /// The login form. A browser that already has a session goes straight on to `rd`.
+    func loginPage(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
+        let query = request.query.flatMap(FormBody.parse) ?? [:]
+        let target = RedirectTarget.safe(query["rd"])
+        if let cookie = request.sessionCookie, (try? await identity.session(tenant: tenant.configuration, cookie: cookie)) != nil {
+            return Self.seeOther(target)
+        }
+        var model = BrowserPages.Model()
+        model.redirectTarget = target
+        if query["created"] != nil { model.notice = "Your account is ready. Sign in to continue." }
+        if query["signed_out"] != nil { model.notice = "You are signed out." }
+        return page(.login, model, status: .ok, request: request, tenant: tenant)
+    }
+
+    func signupPage(_ request: EndpointRequest, tenant: Tenant) -> EndpointResponse {
+        let query = request.query.flatMap(FormBody.parse) ?? [:]
+        var model = BrowserPages.Model()
+        model.redirectTarget = RedirectTarget.safe(query["rd"])
+        guard tenant.configuration.signup.enabled else {
+            model.formError = "Sign-up is closed for \(tenant.configuration.branding.displayName). Ask an administrator for an account."
+            return page(.signup, model, status: .forbidden, request: request, tenant: tenant)
+        }
+        return page(.signup, model, status: .ok, request: request, tenant: tenant)
+    }
+
+    /// Who is signed in, and a button that posts the sign-out.
+    func signOutPage(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
+        var model = BrowserPages.Model()
+        if let cookie = request.sessionCookie, let session = try? await identity.session(tenant: tenant.configuration, cookie: cookie) {
+            model.signedInAs = session.claims.email
+        } else {
+            model.notice = "You are not signed in."
+        }
+        return page(.signOut, model, status: .ok, request: request, tenant: tenant)
+    }
+
+    // MARK: Form posts
+
+    func logIn(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
+        guard let form = FormBody.parse(request.body) else { return unreadableForm(.login, request, tenant) }
+        var model = BrowserPages.Model()
+        model.redirectTarget = RedirectTarget.safe(form["rd"])
+        model.email = form["email"] ?? ""
+        if let refusal = refuseForgedForm(.login, form, model, request, tenant) { return refusal }
+        do {
+            let grant = try await identity.logInToSession(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "")
+            let maxAge = grant.session.record.expiresAt - grant.session.record.createdAt
+            var response = Self.seeOther(model.redirectTarget)
+            response.headers.append(("Set-Cookie", BrowserCookie.setSession(grant.cookieValue, maxAge: maxAge, secure: request.isSecure)))
+            return response
+        } catch IdentityError.lockedOut(let retryAfter) {
+            model.formError = "Too many failed sign-ins for this account. Try again in \(Self.minutes(retryAfter))."
+            var response = page(.login, model, status: .tooManyRequests, request: request, tenant: tenant)
+            response.headers.append(("Retry-After", String(retryAfter)))
+            return response
+        } catch IdentityError.overloaded {
+            return unavailable(.login, model, request, tenant, detail: "Too many sign-ins are in progress. Try again in a moment.")
+        } catch is IdentityError {
+            // Unknown email, wrong password or disabled user: one answer, with no hint which.
+            model.formError = "The email or password is wrong."
+            return page(.login, model, status: .unauthorized, request: request, tenant: tenant)
+        } catch {
+            return unavailable(.login, model, request, tenant, detail: "Sign-in is unavailable right now. Try again shortly.")
+        }
+    }
+
+    /// Creates the account, then sends the browser to the login form (with `rd` kept) to sign in with it.
+    func signUp(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
+        guard let form = FormBody.parse(request.body) else { return unreadableForm(.signup, request, tenant) }
+        var model = BrowserPages.Model()
+        model.redirectTarget = RedirectTarget.safe(form["rd"])
+        model.email = form["email"] ?? ""
+        model.name = form["name"] ?? ""
+        if let refusal = refuseForgedForm(.signup, form, model, request, tenant) { return refusal }
+        let status: HTTPResponseStatus
+        do {
+            let name = model.name.isEmpty ? nil : model.name
+            _ = try await identity.signUp(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "", name: name)
+            return Self.seeOther("/auth/login?created=1&rd=" + BrowserPages.queryEscaped(model.redirectTarget))
+        } catch IdentityError.invalidEmail {
+            model.emailError = "Enter an email address like name@example.com."
+            status = .unprocessableEntity
+        } catch IdentityError.passwordTooShort(let minimum) {
+            model.passwordError = "Use at least \(minimum) characters."
+            status = .unprocessableEntity
+        } catch IdentityError.passwordTooLong {
+            model.passwordError = "Use at most \(IdentityService.maximumPasswordBytes) bytes."
+            status = .unprocessableEntity
+        } catch IdentityError.emailTaken {
+            model.emailError = "An account with this email already exists. Sign in instead."
+            status = .conflict
+        } catch IdentityError.domainNotAllowed {
+            model.emailError = "Sign-up is not open to this email domain."
+            status = .forbidden
+        } catch IdentityError.signupDisabled {
+            model.formError = "Sign-up is closed for \(tenant.configuration.branding.displayName)."
+            status = .forbidden
+        } catch IdentityError.overloaded {
+            return unavailable(.signup, model, request, tenant, detail: "Too many requests are in progress. Try again in a moment.")
+        } catch {
+            return unavailable(.signup, model, request, tenant, detail: "Sign-up is unavailable right now. Try again shortly.")
+        }
+        if model.formError == nil { model.formError = "The account was not created. Check the fields below." }
+        return page(.signup, model, status: status, request: request, tenant: tenant)
+    }
+
+    /// `POST /auth/logout` with the session cookie (and no bearer token): ends the session for every replica and
+    /// clears the cookie. A form post goes back to the login page; anything else gets 204 (§4).
+    func logOut(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
+        guard request.site == .tenant else {
+            return EndpointResponse(
+                ProblemResponse(.forbidden, "A POST authenticated by the session cookie needs an Origin (or Referer) on one of the tenant's hosts."))
+        }
+        if request.isFormPost {
+            let form = FormBody.parse(request.body) ?? [:]
+            guard let binding = formBinding(request), formTokens.isValid(form["csrf_token"] ?? "", binding: binding, tenant: tenant.id) else {
+                var model = BrowserPages.Model()
+                model.formError = "This form has expired or did not come from this site. Please try again."
+                return await signedOutPageAgain(model, request, tenant)
+            }
+        }
+        let clear = ("Set-Cookie", BrowserCookie.clearSession(secure: request.isSecure))
+        let ended: Bool
+        do {
+            ended = try await identity.endSession(tenant: tenant.configuration, cookie: request.sessionCookie ?? "")
+        } catch {
+            return EndpointResponse(
+                ProblemResponse(.serviceUnavailable, "The identity store is unavailable; try again shortly.", headers: [("Retry-After", "1")]))
+        }
+        if request.isFormPost {
+            var response = Self.seeOther("/auth/login?signed_out=1")
+            response.headers.append(clear)
+            return response
+        }
+        guard ended else {
+            return EndpointResponse(
+                ProblemResponse(
+                    .unauthorized, "The session cookie names no live session.",
+                    headers: [("WWW-Authenticate", RouteAuthorizer.challenge(tenant, error: nil)), clear]))
+        }
+        return EndpointResponse(status: .noContent, headers: [clear], body: "")
+    }
+
+    // MARK: Helpers
+
+    /// The 403 of §7 for a form without a valid CSRF token or from another site: the form again, with a new token.
+    private func refuseForgedForm(
+        _ kind: BrowserPages.Kind, _ form: [String: String], _ model: BrowserPages.Model, _ request: EndpointRequest, _ tenant: Tenant
+    ) -> EndpointResponse? {
+        let binding = formBinding(request)
+        let tokenIsValid = binding.map { formTokens.isValid(form["csrf_token"] ?? "", binding: $0, tenant: tenant.id) } ?? false
+        guard !tokenIsValid || request.site == .foreign else { return nil }
+        var model = model
+        model.formError = "This form has expired or did not come from this site. Please try again."
+        return page(kind, model, status: .forbidden, request: request, tenant: tenant)
+    }
+
+    private func unreadableForm(_ kind: BrowserPages.Kind, _ request: EndpointRequest, _ tenant: Tenant) -> EndpointResponse {
+        var model = BrowserPages.Model()
+        model.formError = "The form could not be read. Please try again."
+        return page(kind, model, status: .badRequest, request: request, tenant: tenant)
+    }
+
+    private func unavailable(
+        _ kind: BrowserPages.Kind, _ model: BrowserPages.Model, _ request: EndpointRequest, _ tenant: Tenant, detail: String
+    ) -> EndpointResponse {
+        var model = model
+        model.formError = detail
+        var response = page(kind, model, status: .serviceUnavailable, request: request, tenant: tenant)
+        response.headers.append(("Retry-After", "1"))
+        return response
+    }
+
+    private func signedOutPageAgain(_ model: BrowserPages.Model, _ request: EndpointRequest, _ tenant: Tenant) async -> EndpointResponse {
+        var model = model
+        if let cookie = request.sessionCookie, let session = try? await identity.session(tenant: tenant.configuration, cookie: cookie) {
+            model.signedInAs = session.claims.email
+        }
+        return page(.signOut, model, status: .forbidden, request: request, tenant: tenant)
+    }
+
+    /// The browser's CSRF binding, if it sent one we could have made.
+    private func formBinding(_ request: EndpointRequest) -> String? {
+        BrowserCookie.value(named: BrowserCookie.formBinding, in: request.cookies).flatMap { FormTokens.isWellFormedBinding($0) ? $0 : nil }
+    }
+
+    /// Renders a page with a CSRF token for the browser's binding, giving it one first when it has none.
+    private func page(
+        _ kind: BrowserPages.Kind, _ model: BrowserPages.Model, status: HTTPResponseStatus, request: EndpointRequest, tenant: Tenant
+    ) -> EndpointResponse {
+        var headers: [(String, String)] = []
+        let binding: String
+        if let existing = formBinding(request) {
+            binding = existing
+        } else {
+            binding = FormTokens.newBinding()
+            headers.append(("Set-Cookie", BrowserCookie.setFormBinding(binding, secure: request.isSecure)))
+        }
+        var model = model
+        model.csrfToken = formTokens.token(binding: binding, tenant: tenant.id)
+        let rendered = pages.render(kind, model, tenant: tenant.configuration)
+        headers += [
+            ("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", rendered.contentSecurityPolicy),
+            ("X-Frame-Options", "DENY"), ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"),
+            ("Cache-Control", "no-store"),
+        ]
+        return EndpointResponse(status: status, headers: headers, body: rendered.html)
+    }
+
+    static func seeOther(_ location: String) -> EndpointResponse {
+        EndpointResponse(status: .seeOther, headers: [("Location", location), ("Cache-Control", "no-store")], body: "")
+    }
+
+    static func minutes(_ seconds: Int) -> String {
+        let minutes = (seconds + 59) / 60
+        return minutes == 1 ? "a minute" : "\(minutes) minutes"
+    }
+}
