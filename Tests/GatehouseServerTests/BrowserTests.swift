@@ -1,0 +1,92 @@
+import Foundation
+import GatehouseTestSupport
+import Testing
+
+/// The whole browser journey of §7 in a real, headless Chromium driven over WebDriver: protected page, login
+/// redirect, sign-up, sign-in, back to the page with the identity headers echoed, sign-out, login again.
+///
+/// Screenshots of the login and signup pages are written to `test-artifacts/` (not committed). Set
+/// `GATEHOUSE_SKIP_BROWSER=1` to skip this test on a machine without Chromium; `.ci/run` installs it.
+@Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["GATEHOUSE_SKIP_BROWSER"] != "1"))
+struct BrowserTests {
+    static let tenant = """
+        hosts: [acme.localhost]
+        signup: {enabled: true}
+        branding: {display_name: Acme Widgets, accent_color: "#0b5fff"}
+        routes:
+          - {path: /app, upstream: "{{ECHO}}"}
+          - {path: /, upstream: "{{ECHO}}", require: public}
+        """
+
+    /// `test-artifacts/` at the package root.
+    static let artifacts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("test-artifacts").path
+
+    @Test func aPersonSignsUpSignsInUsesTheAppAndSignsOut() async throws {
+        try await TestGateway.with(gatewayExtra: authGatewayExtra, tenants: ["acme": Self.tenant], scripted: [:]) { gateway in
+            // Chromium resolves every *.localhost name to loopback by itself.
+            let origin = "http://acme.localhost:\(gateway.port)"
+            let browser = try await WebDriver()
+            do {
+                try await browser.open(origin + "/app/dashboard?tab=2")
+                let login = try await browser.waitForURL { $0.path == "/auth/login" }
+                #expect(login.query == "rd=/app/dashboard%3Ftab%3D2")
+                #expect(try await browser.text("h1") == "Sign in")
+                #expect(try await browser.text(".tenant") == "Acme Widgets")
+                try await browser.screenshot(to: Self.artifacts + "/login-page.png")
+                // On a phone-sized screen the form fits without sideways scrolling.
+                try await browser.resize(width: 390, height: 844)
+                let overflow = try await browser.evaluate("return document.documentElement.scrollWidth > window.innerWidth")
+                #expect(overflow as? Bool == false)
+                try await browser.screenshot(to: Self.artifacts + "/login-page-phone.png")
+                try await browser.resize(width: 1024, height: 900)
+
+                try await browser.click("a[href^='/auth/signup']")
+                try await browser.waitForURL { $0.path == "/auth/signup" }
+                #expect(try await browser.text("h1") == "Create an account")
+                try await browser.screenshot(to: Self.artifacts + "/signup-page.png")
+                try await browser.type("Ann <b>Example</b>", into: "#name")
+                try await browser.type("ann@example.com", into: "#email")
+                try await browser.type("correct horse battery", into: "#password")
+                try await browser.click("button[type=submit]")
+
+                let created = try await browser.waitForURL { $0.path == "/auth/login" && ($0.query ?? "").contains("created=1") }
+                #expect(created.query?.contains("rd=/app/dashboard%3Ftab%3D2") == true)
+                #expect(try await browser.text(".notice") == "Your account is ready. Sign in to continue.")
+                try await browser.type("ann@example.com", into: "#email")
+                try await browser.type("not the password", into: "#password")
+                try await browser.click("button[type=submit]")
+                #expect(try await browser.text("#form-error") == "The email or password is wrong.")
+                #expect(try await browser.property("value", of: "#email") == "ann@example.com")
+                try await browser.type("correct horse battery", into: "#password")
+                try await browser.click("button[type=submit]")
+
+                let landed = try await browser.waitForURL { $0.path == "/app/dashboard" }
+                #expect(landed.query == "tab=2")
+                let echoed = try JSONSerialization.jsonObject(with: Data(try await browser.text("body").utf8)) as? [String: Any]
+                let headers = echoed?["headers"] as? [String: String] ?? [:]
+                #expect(headers["x-user-email"] == "ann@example.com")
+                #expect(headers["x-user-name"] == "Ann <b>Example</b>")
+                #expect(headers["x-user-roles"] == "user")
+                #expect(headers["x-tenant-id"] == "acme")
+                #expect(headers["x-user-id"]?.count == 36)
+                #expect(headers["cookie"] == nil, "the session cookie never reaches the upstream")
+
+                try await browser.open(origin + "/auth/logout")
+                #expect(try await browser.text(".who") == "Signed in as ann@example.com.")
+                try await browser.click("button[type=submit]")
+                let signedOut = try await browser.waitForURL { $0.path == "/auth/login" && $0.query == "signed_out=1" }
+                #expect(signedOut.path == "/auth/login")
+                #expect(try await browser.text(".notice") == "You are signed out.")
+
+                try await browser.open(origin + "/app/dashboard")
+                let again = try await browser.waitForURL { $0.path == "/auth/login" }
+                #expect(again.query == "rd=/app/dashboard")
+            } catch {
+                await browser.quit()
+                throw error
+            }
+            await browser.quit()
+        }
+    }
+}
