@@ -60,6 +60,10 @@ import Testing
             #expect(seen["cookie"]?.contains("gatehouse_session") != true, "the session cookie never reaches the upstream")
             #expect(seen["cookie"]?.contains("theme=dark") == true, "other cookies do")
 
+            let alreadyIn = try await browser.open("/auth/login?rd=/private/orders%3Fid%3D7")
+            #expect(alreadyIn.status == 303, "a signed-in browser skips the form")
+            #expect(alreadyIn.header("location") == "/private/orders?id=7")
+
             let me = try await browser.send("/auth/me")
             #expect(me.status == 200)
             #expect(me.json["email"] as? String == "ann@acme.test")
@@ -111,6 +115,22 @@ import Testing
             var cookieless = browser
             cookieless.cookies = [:]
             #expect(try await cookieless.submit("/auth/login", [("email", "a@acme.test"), ("password", "x")]).status == 403)
+            // A body that is not a form at all: 400, the form again.
+            let garbled = try await browser.send(
+                "/auth/login", method: "POST", headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Origin", browser.origin)],
+                body: "email=%ZZ&password=x")
+            #expect(garbled.status == 400)
+            #expect(garbled.text.contains("The form could not be read."))
+            let oversized = try await browser.send(
+                "/auth/login", method: "POST", headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                body: "email=" + String(repeating: "a", count: 5000))
+            #expect(oversized.status == 413)
+            // A logout with a cookie that names no session: 401, and the cookie is cleared.
+            let stale = try await requestOffThread(
+                port: gateway.port, "/auth/logout", method: "POST",
+                headers: [("Cookie", "gatehouse_session=\(String(repeating: "A", count: 43))"), ("Origin", browser.origin)])
+            #expect(stale.status == 401)
+            #expect(stale.header("set-cookie")?.hasPrefix("gatehouse_session=;") == true)
             let signup = try await browser.submit("/auth/signup", [("email", "b@acme.test"), ("password", "a long password"), ("csrf_token", "forged")])
             #expect(signup.status == 403)
             #expect(try await gateway.server.state.identity.store.user(tenant: "acme", email: "b@acme.test") == nil)
