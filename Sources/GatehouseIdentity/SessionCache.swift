@@ -83,8 +83,6 @@ public final class SessionCache: Sendable {
         _ = entries.withLock { $0.removeValue(forKey: hash) }
     }
 
-    public var count: Int { entries.withLock { $0.count } }
-
     /// How stale the stored last use may get: a tenth of the idle timeout, at most a minute, so a busy session costs
     /// at most one store write a minute and the idle timeout is still measured to within a tenth of itself.
     static func touchInterval(idleTimeout: Int64) -> Int64 {

@@ -27,8 +27,8 @@ public struct RequestHeaderFacts: Sendable {
     public private(set) var origin: String?
     /// The first `Referer` value.
     public private(set) var referer: String?
-    /// Whether an `Accept` header names `text/html`: a browser navigating, not an API client.
-    public private(set) var acceptsHTML = false
+    /// The first `Accept` value; only read when a refusal might become a login redirect.
+    private var accept: String?
     /// Whether any `Transfer-Encoding` header is present.
     public private(set) var hasTransferEncoding = false
     /// Whether a `Transfer-Encoding` header lists `chunked`.
@@ -60,7 +60,7 @@ public struct RequestHeaderFacts: Sendable {
             case .referer:
                 if referer == nil { referer = value }
             case .accept:
-                if !acceptsHTML, value.listsMediaType("text/html") { acceptsHTML = true }
+                if accept == nil { accept = value }
             case .transferEncoding:
                 hasTransferEncoding = true
                 if value.listsToken("chunked") { isChunked = true }
@@ -77,6 +77,10 @@ public struct RequestHeaderFacts: Sendable {
     public var requestsUpgrade: Bool {
         upgrade != nil && connectionValues.lists("upgrade")
     }
+
+    /// Whether `Accept` names `text/html`: a browser navigating, not an API client. Parsed on demand, so requests
+    /// that are let through never pay for it.
+    public var acceptsHTML: Bool { accept?.listsMediaType("text/html") ?? false }
 
     /// Whether `Expect` is `100-continue`, the only expectation the gateway meets.
     public var expectsContinue: Bool { expect?.equalsIgnoringASCIICase("100-continue") ?? false }

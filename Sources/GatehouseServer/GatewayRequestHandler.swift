@@ -281,7 +281,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
             phase = .endpoint(
-                EndpointCall(head: head, tenant: tenant, path: target.path, query: target.query.map(String.init), requestID: requestID, start: start,
+                EndpointCall(head: head, facts: facts, tenant: tenant, path: target.path, query: target.query.map(String.init), requestID: requestID, start: start,
                     body: context.channel.allocator.buffer(capacity: 0)))
             if facts.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -512,7 +512,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// back on this loop, unless the client went away meanwhile.
     private func dispatch(_ call: EndpointCall, context: ChannelHandlerContext) {
         call.isDispatched = true
-        let facts = RequestHeaderFacts(call.head.headers)
+        let facts = call.facts
         let site: EndpointRequest.Site
         if facts.origin == nil, facts.referer == nil {
             site = .unknown
@@ -841,6 +841,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 /// A request to a gateway endpoint, from its head to the answer.
 final class EndpointCall {
     let head: HTTPRequestHead
+    /// The header pass `startRequest` already made.
+    let facts: RequestHeaderFacts
     let tenant: Tenant
     let path: String
     let query: String?
@@ -850,8 +852,12 @@ final class EndpointCall {
     /// The request is read in full and handed to the endpoint.
     var isDispatched = false
 
-    init(head: HTTPRequestHead, tenant: Tenant, path: String, query: String?, requestID: String, start: NIODeadline, body: ByteBuffer) {
+    init(
+        head: HTTPRequestHead, facts: RequestHeaderFacts, tenant: Tenant, path: String, query: String?, requestID: String, start: NIODeadline,
+        body: ByteBuffer
+    ) {
         self.head = head
+        self.facts = facts
         self.tenant = tenant
         self.path = path
         self.query = query
