@@ -7,6 +7,13 @@ public enum BrowserCookie {
 
     /// The first value of cookie `name` in these `Cookie` header values.
     public static func value(named name: String, in headers: [String]) -> String? {
+        values(named: name, in: headers).first
+    }
+
+    /// Every value of cookie `name` in these `Cookie` header values, in order: a browser sends several cookies of
+    /// one name when they differ in `Domain` or `Path`, and which one comes first is up to it (§7).
+    public static func values(named name: String, in headers: [String]) -> [String] {
+        var values: [String] = []
         for header in headers {
             for pair in header.split(separator: ";") {
                 let pair = pair.drop(while: { $0 == " " })
@@ -14,10 +21,10 @@ public enum BrowserCookie {
                 var value = pair[pair.index(after: equals)...]
                 while value.last == " " { value = value.dropLast() }
                 if value.count >= 2, value.first == "\"", value.last == "\"" { value = value.dropFirst().dropLast() }
-                return String(value)
+                values.append(String(value))
             }
         }
-        return nil
+        return values
     }
 
     /// `Set-Cookie` for the session: HttpOnly, SameSite=Lax, Path=/, Secure when served over TLS. It lasts until the

@@ -27,6 +27,9 @@ public struct GatewayConfiguration: Sendable {
         public var requestHeadTimeout: Duration = .seconds(10)
         /// An idle keep-alive connection (client or upstream) is closed after this long. Gatehouse extension.
         public var idleTimeout: Duration = .seconds(60)
+        /// A request body that sends nothing for this long ends its exchange (408 when no response has started) and
+        /// its upstream connection is closed (§2, §6.9): a slow body must not hold an upstream connection forever.
+        public var bodyTimeout: Duration = .seconds(30)
 
         public init() {}
     }
@@ -165,7 +168,7 @@ public struct GatewayConfiguration: Sendable {
         var limits = Limits()
         let keys = [
             "max_body_bytes", "auth_body_bytes", "upstream_connect_timeout", "upstream_timeout",
-            "max_header_bytes", "request_head_timeout", "idle_timeout",
+            "max_header_bytes", "request_head_timeout", "idle_timeout", "body_timeout",
         ]
         guard let mapping = reader.mapping(node, context: "limits", allowedKeys: keys) else { return limits }
         func size(_ key: String, _ assign: (Int) -> Void) {
@@ -181,6 +184,7 @@ public struct GatewayConfiguration: Sendable {
         time("upstream_timeout") { limits.upstreamTimeout = $0 }
         time("request_head_timeout") { limits.requestHeadTimeout = $0 }
         time("idle_timeout") { limits.idleTimeout = $0 }
+        time("body_timeout") { limits.bodyTimeout = $0 }
         if limits.maxHeaderBytes < 1024 {
             reader.error(at: mapping["max_header_bytes"], "limits.max_header_bytes must be at least 1KiB")
         }

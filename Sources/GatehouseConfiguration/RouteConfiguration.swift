@@ -20,6 +20,9 @@ public struct RouteConfiguration: Sendable, Hashable {
     public var requirement: Requirement = .authenticated
     public var forwardAuthorization = false
     public var identityAssertion = false
+    /// Match `path` without regard to ASCII case (§6.8), for upstreams that route case-insensitively (Express,
+    /// IIS): `/api/ADMIN/x` then falls under `/api/admin`, not under a weaker `/api`.
+    public var caseInsensitive = false
     /// Line of the route in its file, for messages about it.
     public var line: Int
 
@@ -28,6 +31,7 @@ public struct RouteConfiguration: Sendable, Hashable {
 
     static let allowedKeys = [
         "path", "methods", "upstream", "strip_prefix", "require", "forward_authorization", "identity_assertion",
+        "case_insensitive",
     ]
 
     static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]

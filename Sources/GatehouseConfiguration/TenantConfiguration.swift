@@ -358,6 +358,7 @@ extension TenantConfiguration {
                 reader.error(at: node, "'identity_assertion' needs an asymmetric tokens.algorithm (ES256, EdDSA or RS256), not HS256")
             }
         }
+        if let node = mapping["case_insensitive"], let value = reader.bool(node, field: "case_insensitive") { route.caseInsensitive = value }
         if let node = mapping["require"] { route.requirement = requirement(node, reader) ?? .authenticated }
         return route
     }
@@ -399,10 +400,26 @@ public enum RoutePath {
     }
 
     /// Whether `prefix` matches `path` on a segment boundary (`/api` matches `/api` and `/api/x`, not `/apix`).
-    public static func isPrefix(_ prefix: String, of path: String) -> Bool {
+    /// With `ignoringASCIICase`, `/api/admin` also matches `/API/Admin/x` (§6.8 `case_insensitive`).
+    public static func isPrefix(_ prefix: String, of path: String, ignoringASCIICase: Bool = false) -> Bool {
         if prefix == "/" { return true }
-        guard path.hasPrefix(prefix) else { return false }
-        return path.utf8.count == prefix.utf8.count || path.utf8[path.utf8.index(path.utf8.startIndex, offsetBy: prefix.utf8.count)] == UInt8(ascii: "/")
+        let prefixBytes = prefix.utf8
+        let pathBytes = path.utf8
+        guard pathBytes.count >= prefixBytes.count else { return false }
+        var index = pathBytes.startIndex
+        for expected in prefixBytes {
+            let byte = pathBytes[index]
+            if byte != expected {
+                guard ignoringASCIICase, Self.foldASCII(byte) == Self.foldASCII(expected) else { return false }
+            }
+            index = pathBytes.index(after: index)
+        }
+        return index == pathBytes.endIndex || pathBytes[index] == UInt8(ascii: "/")
+    }
+
+    @inline(__always)
+    private static func foldASCII(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
 }
 

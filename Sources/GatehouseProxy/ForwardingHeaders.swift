@@ -23,73 +23,99 @@ public enum ForwardingHeaders {
 
     /// What to do with a request's headers on the way upstream.
     public struct RequestPolicy: Sendable {
-        /// Names (any case) of headers only the gateway may set; whatever the client sent under them is dropped.
+        /// Lower-case names of headers only the gateway may set (the tenant's identity headers and
+        /// `X-Identity-Assertion`); whatever the client sent under them, or under a look-alike, is dropped.
         public var reservedHeaderNames: [String]
         public var forwardAuthorization: Bool
-        /// Keep `Connection: upgrade` and `Upgrade` for a WebSocket handshake.
-        public var keepUpgrade: Bool
 
-        public init(reservedHeaderNames: [String], forwardAuthorization: Bool, keepUpgrade: Bool) {
+        public init(reservedHeaderNames: [String], forwardAuthorization: Bool) {
             self.reservedHeaderNames = reservedHeaderNames
             self.forwardAuthorization = forwardAuthorization
-            self.keepUpgrade = keepUpgrade
         }
     }
 
-    /// Builds the upstream request's headers from the client's. Identity headers are injected by the caller
-    /// afterwards, so whatever the client sent under those names never survives.
+    /// The client's headers that may reach the upstream: the header filter of §6.2, §6.4 and §6.9, and the only one.
     ///
-    /// - Parameter facts: `RequestHeaderFacts(incoming)`, which the caller has already gathered.
-    public static func upstreamRequestHeaders(
-        from incoming: HTTPHeaders, facts: RequestHeaderFacts, policy: RequestPolicy, connection: ClientConnectionInfo,
-        requestID: String
+    /// Dropped: hop-by-hop headers and those `Connection` names; framing (`Content-Length`, `Transfer-Encoding`),
+    /// `Host`, `Expect`, `X-Request-Id` and the `X-Forwarded-*` trio, which ``UpstreamRequestPlan`` sets itself; the
+    /// reserved names and any look-alike of a gateway-set name (`X_User_Id`: CGI, WSGI and Rack read `_` as `-`);
+    /// headers about the client or the original URL unless the peer is a trusted proxy; `Authorization` unless the
+    /// route forwards it; the session cookie.
+    public static func clientEndToEndHeaders(
+        _ incoming: HTTPHeaders, facts: RequestHeaderFacts, policy: RequestPolicy, connection: ClientConnectionInfo
     ) -> HTTPHeaders {
         var headers = HTTPHeaders()
-        headers.reserveCapacity(incoming.count + 4)
-        var forwardedFor: String?
-        var forwardedProto: String?
-        var forwardedHost: String?
+        headers.reserveCapacity(incoming.count + 4 + policy.reservedHeaderNames.count)
         for (name, value) in incoming {
-            let known = KnownHeader(name: name)
-            if known?.isHopByHop == true { continue }
-            if known != .host, facts.connectionValues.lists(name) { continue }
             if policy.reservedHeaderNames.contains(where: { name.equalsIgnoringASCIICase($0) }) { continue }
-            switch known {
-            case .host, .xRequestID, .expect:
-                // Host is added once below; the other two are the gateway's to set.
+            let known = KnownHeader(name: name)
+            if let known {
+                if known.isHopByHop { continue }
+                if known.isTrustedProxyOnly && !connection.peerIsTrusted { continue }
+                switch known {
+                case .host, .contentLength, .expect, .xRequestID, .xForwardedFor, .xForwardedProto, .xForwardedHost:
+                    // The gateway's to set (UpstreamRequestPlan), whatever `Connection` says.
+                    continue
+                case .authorization:
+                    if !policy.forwardAuthorization { continue }
+                case .cookie:
+                    if facts.connectionValues.lists(name) { continue }
+                    if let kept = removingSessionCookie(value) { headers.add(name: name, value: kept) }
+                    continue
+                default:
+                    break
+                }
+            } else if isLookAlike(name, policy: policy) {
                 continue
-            case .xForwardedFor:
-                if connection.peerIsTrusted { forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value }
-                continue
-            case .xForwardedProto:
-                if connection.peerIsTrusted { forwardedProto = value }
-                continue
-            case .xForwardedHost:
-                if connection.peerIsTrusted { forwardedHost = value }
-                continue
-            case .forwarded, .xRealIP:
-                if !connection.peerIsTrusted { continue }
-            case .authorization:
-                if !policy.forwardAuthorization { continue }
-            case .cookie:
-                if let kept = removingSessionCookie(value) { headers.add(name: name, value: kept) }
-                continue
-            default:
-                break
             }
+            if facts.connectionValues.lists(name) { continue }
             headers.add(name: name, value: value)
         }
-        if let host = facts.host { headers.add(name: "Host", value: host) }
-        headers.add(name: "X-Forwarded-For", value: forwardedFor.map { $0 + ", " + connection.peerAddress } ?? connection.peerAddress)
-        headers.add(name: "X-Forwarded-Proto", value: forwardedProto ?? connection.scheme)
-        if let forwardedHost = forwardedHost ?? facts.host { headers.add(name: "X-Forwarded-Host", value: forwardedHost) }
-        headers.add(name: "X-Request-Id", value: requestID)
-        if facts.isChunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
-        if policy.keepUpgrade, let upgrade = facts.upgrade {
-            headers.add(name: "Connection", value: "upgrade")
-            headers.add(name: "Upgrade", value: upgrade)
-        }
         return headers
+    }
+
+    /// Names the gateway sets on upstream requests, as `_`-spellings would be read by CGI-style servers.
+    static let gatewaySetNames = [
+        "host", "content-length", "transfer-encoding", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+        "x-request-id", "x-real-ip", "x-forwarded-prefix", "x-forwarded-port", "x-original-url", "x-rewrite-url",
+        "true-client-ip", "x-client-ip",
+    ]
+
+    /// Whether `name` has a `_` and equals a reserved or gateway-set name once `_` is read as `-` (§6.9).
+    static func isLookAlike(_ name: String, policy: RequestPolicy) -> Bool {
+        name.withUTF8Buffer { bytes in
+            guard bytes.contains(UInt8(ascii: "_")) else { return false }
+            func matches(_ candidate: String) -> Bool {
+                candidate.withUTF8Buffer { candidate in
+                    guard candidate.count == bytes.count else { return false }
+                    for index in 0..<bytes.count {
+                        var byte = bytes[index]
+                        if byte == UInt8(ascii: "_") { byte = UInt8(ascii: "-") }
+                        if byte >= 0x41 && byte <= 0x5A { byte |= 0x20 }
+                        var other = candidate[index]
+                        if other >= 0x41 && other <= 0x5A { other |= 0x20 }
+                        if byte != other { return false }
+                    }
+                    return true
+                }
+            }
+            return policy.reservedHeaderNames.contains(where: matches) || gatewaySetNames.contains(where: matches)
+        }
+    }
+
+    /// The values of every `known` header, joined with `, ` (list headers such as `X-Forwarded-For`).
+    static func joined(_ headers: HTTPHeaders, _ known: KnownHeader) -> String? {
+        var result: String?
+        for (name, value) in headers where KnownHeader(name: name) == known {
+            result = result.map { $0 + ", " + value } ?? value
+        }
+        return result
+    }
+
+    /// The first value of a `known` header.
+    static func first(_ headers: HTTPHeaders, _ known: KnownHeader) -> String? {
+        for (name, value) in headers where KnownHeader(name: name) == known { return value }
+        return nil
     }
 
     /// Drops hop-by-hop headers from an upstream response and adds `X-Request-Id`.
@@ -104,6 +130,7 @@ public enum ForwardingHeaders {
             // A chunked upstream body is re-framed by the encoder on the client side; the rest is per hop.
             if known?.isHopByHop == true || known == .xRequestID { continue }
             if connectionValues.lists(name) { continue }
+            if known == .setCookie, setsGatewayCookie(value) { continue }
             headers.add(name: name, value: value)
         }
         if keepUpgrade, let upgrade {
@@ -114,11 +141,32 @@ public enum ForwardingHeaders {
         return headers
     }
 
+    /// Whether an upstream's 101 answers the WebSocket handshake the gateway forwarded (§6.7): `Upgrade: websocket`
+    /// and `Connection: upgrade`. Any other switch is refused with 502, never tunnelled.
+    public static func answersWebSocketUpgrade(_ headers: HTTPHeaders) -> Bool {
+        guard let upgrade = first(headers, .upgrade), upgrade.listsToken("websocket") else { return false }
+        return connectionValues(headers).lists("upgrade")
+    }
+
     /// The values of a message's `Connection` headers; the headers they name are hop-by-hop too (RFC 9110 §7.6.1).
     static func connectionValues(_ headers: HTTPHeaders) -> ConnectionHeaderValues {
         var values = ConnectionHeaderValues()
         for (name, value) in headers where KnownHeader(name: name) == .connection { values.append(value) }
         return values
+    }
+
+    /// The cookies only the gateway sets (§6.5): an upstream's `Set-Cookie` for them never reaches the client, so a
+    /// backend cannot plant or toss a session (`Domain=` on a parent domain included).
+    public static let gatewayCookieNames = [sessionCookieName, "gatehouse_csrf"]
+
+    /// Whether a `Set-Cookie` value sets one of ``gatewayCookieNames`` (compared ignoring ASCII case and blanks, as
+    /// lenient cookie jars do).
+    static func setsGatewayCookie(_ value: String) -> Bool {
+        var name = Substring(value).prefix { $0 != "=" && $0 != ";" }
+        while name.first == " " || name.first == "\t" { name = name.dropFirst() }
+        while name.last == " " || name.last == "\t" { name = name.dropLast() }
+        let text = String(name)
+        return gatewayCookieNames.contains { text.equalsIgnoringASCIICase($0) }
     }
 
     /// `a=1; gatehouse_session=x; b=2` becomes `a=1; b=2`; nil when nothing is left.

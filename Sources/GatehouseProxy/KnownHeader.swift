@@ -11,6 +11,8 @@ public enum KnownHeader: String, CaseIterable, Sendable {
     case upgrade
     case proxyAuthenticate = "proxy-authenticate"
     case proxyAuthorization = "proxy-authorization"
+    /// Only meaningful with `Upgrade: h2c`, which the gateway never passes on (§6.7).
+    case http2Settings = "http2-settings"
     // End-to-end headers the gateway reads or rewrites.
     case host
     case authorization
@@ -23,6 +25,16 @@ public enum KnownHeader: String, CaseIterable, Sendable {
     case xForwardedProto = "x-forwarded-proto"
     case xRealIP = "x-real-ip"
     case xRequestID = "x-request-id"
+    // Headers some upstreams believe about the client or the original URL (§6.9): from anyone but a trusted proxy
+    // they are dropped.
+    case xOriginalURL = "x-original-url"
+    case xRewriteURL = "x-rewrite-url"
+    case xForwardedPrefix = "x-forwarded-prefix"
+    case xForwardedPort = "x-forwarded-port"
+    case trueClientIP = "true-client-ip"
+    case xClientIP = "x-client-ip"
+    /// On responses: a cookie the upstream sets (§6.5 drops the gateway's own).
+    case setCookie = "set-cookie"
     // Read for browser sessions (§7): which site sent an unsafe request, and whether a browser wants a page.
     case origin
     case referer
@@ -32,7 +44,17 @@ public enum KnownHeader: String, CaseIterable, Sendable {
     public var isHopByHop: Bool {
         switch self {
         case .connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .upgrade, .proxyAuthenticate,
-            .proxyAuthorization:
+            .proxyAuthorization, .http2Settings:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Whether the header says who the client is or what it asked for, believed only from a trusted proxy (§6.9).
+    public var isTrustedProxyOnly: Bool {
+        switch self {
+        case .forwarded, .xRealIP, .xOriginalURL, .xRewriteURL, .xForwardedPrefix, .xForwardedPort, .trueClientIP, .xClientIP:
             return true
         default:
             return false
@@ -62,14 +84,33 @@ public enum KnownHeader: String, CaseIterable, Sendable {
             default: candidate = .upgrade
             }
         case 9: candidate = first == UInt8(ascii: "f") ? .forwarded : .xRealIP
-        case 10: candidate = first == UInt8(ascii: "c") ? .connection : .keepAlive
+        case 10:
+            switch first {
+            case UInt8(ascii: "c"): candidate = .connection
+            case UInt8(ascii: "s"): candidate = .setCookie
+            default: candidate = .keepAlive
+            }
+        case 11: candidate = .xClientIP
         case 12: candidate = .xRequestID
-        case 13: candidate = .authorization
-        case 14: candidate = .contentLength
+        case 13: candidate = first == UInt8(ascii: "x") ? .xRewriteURL : .authorization
+        case 14:
+            switch first {
+            case UInt8(ascii: "x"): candidate = .xOriginalURL
+            case UInt8(ascii: "t"): candidate = .trueClientIP
+            case UInt8(ascii: "h"): candidate = .http2Settings
+            default: candidate = .contentLength
+            }
         case 15: candidate = .xForwardedFor
-        case 16: candidate = first == UInt8(ascii: "p") ? .proxyConnection : .xForwardedHost
+        case 16:
+            if first == UInt8(ascii: "p") {
+                candidate = .proxyConnection
+            } else {
+                // x-forwarded-host and x-forwarded-port differ from their 13th byte on.
+                let thirteenth = name.utf8[name.utf8.index(name.utf8.startIndex, offsetBy: 12)] | 0x20
+                candidate = thirteenth == UInt8(ascii: "h") ? .xForwardedHost : .xForwardedPort
+            }
         case 17: candidate = first == UInt8(ascii: "t") ? .transferEncoding : .xForwardedProto
-        case 18: candidate = .proxyAuthenticate
+        case 18: candidate = first == UInt8(ascii: "x") ? .xForwardedPrefix : .proxyAuthenticate
         case 19: candidate = .proxyAuthorization
         default: candidate = nil
         }

@@ -11,6 +11,10 @@ public enum PathNormalizer {
         case invalidPercentEncoding
         case invalidCharacter
         case climbsAboveRoot
+        /// A `;` (matrix parameters, `..;`): Tomcat and Spring drop what follows it in a segment.
+        case semicolon
+        /// A segment ending in `.`, a space or a tab (other than `.` and `..`): IIS and Windows trim them.
+        case ambiguousSegmentEnd
 
         public var description: String {
             switch self {
@@ -20,11 +24,18 @@ public enum PathNormalizer {
             case .invalidPercentEncoding: return "The request path contains a '%' that is not followed by two hex digits."
             case .invalidCharacter: return "The request path contains a control or non-ASCII character."
             case .climbsAboveRoot: return "The request path uses '..' to climb above the root."
+            case .semicolon:
+                return "The request path contains ';' (or %3B): path parameters are read differently by upstream servers."
+            case .ambiguousSegmentEnd:
+                return "A segment of the request path ends in '.', a space or a tab (or %2E, %20, %09), which upstream servers read differently."
             }
         }
     }
 
     /// Normalises `path` (without the query string).
+    ///
+    /// Segments that upstream servers read differently from the gateway are refused, not repaired (§6.8): a `;`
+    /// anywhere, and a segment whose decoded form ends in `.`, a space or a tab, except `.` and `..` themselves.
     public static func normalize(_ path: Substring) -> Result<String, Rejection> {
         if isPlain(path) { return .success(String(path)) }
         var decoded: [UInt8] = []
@@ -33,6 +44,23 @@ public enum PathNormalizer {
         guard bytes.first == UInt8(ascii: "/") else { return .failure(.notAbsolute) }
         var index = 0
         var needsResolution = false
+        // The decoded segment so far: its length, how many of its bytes are dots, and its last byte.
+        var segmentLength = 0
+        var segmentDots = 0
+        var segmentLast: UInt8 = 0
+        func segmentIsAmbiguous() -> Bool {
+            guard segmentLength > 0 else { return false }
+            switch segmentLast {
+            case UInt8(ascii: "."): return !(segmentDots == segmentLength && segmentLength <= 2)
+            case UInt8(ascii: " "), UInt8(ascii: "\t"): return true
+            default: return false
+            }
+        }
+        func noteSegmentByte(_ value: UInt8) {
+            segmentLength += 1
+            if value == UInt8(ascii: ".") { segmentDots += 1 }
+            segmentLast = value
+        }
         while index < bytes.count {
             let byte = bytes[index]
             switch byte {
@@ -44,7 +72,9 @@ public enum PathNormalizer {
                 switch value {
                 case UInt8(ascii: "/"), UInt8(ascii: "\\"): return .failure(.encodedSeparator)
                 case 0: return .failure(.nulByte)
+                case UInt8(ascii: ";"): return .failure(.semicolon)
                 default:
+                    noteSegmentByte(value)
                     if isUnreserved(value) {
                         decoded.append(value)
                         if value == UInt8(ascii: ".") { needsResolution = true }
@@ -58,16 +88,23 @@ public enum PathNormalizer {
                 continue
             case 0: return .failure(.nulByte)
             case UInt8(ascii: "\\"): return .failure(.encodedSeparator)
+            case UInt8(ascii: ";"): return .failure(.semicolon)
             case UInt8(ascii: "."):
                 needsResolution = true
+                noteSegmentByte(byte)
             case UInt8(ascii: "/"):
+                if segmentIsAmbiguous() { return .failure(.ambiguousSegmentEnd) }
+                segmentLength = 0
+                segmentDots = 0
                 if decoded.last == UInt8(ascii: "/") { needsResolution = true }
             default:
                 if byte < 0x21 || byte >= 0x7F { return .failure(.invalidCharacter) }
+                noteSegmentByte(byte)
             }
             decoded.append(byte)
             index += 1
         }
+        if segmentIsAmbiguous() { return .failure(.ambiguousSegmentEnd) }
         guard needsResolution else { return .success(String(decoding: decoded, as: UTF8.self)) }
         return resolveSegments(decoded)
     }
@@ -78,7 +115,7 @@ public enum PathNormalizer {
         var previous: UInt8 = 0
         for byte in path.utf8 {
             switch byte {
-            case UInt8(ascii: "%"), UInt8(ascii: "."), UInt8(ascii: "\\"): return false
+            case UInt8(ascii: "%"), UInt8(ascii: "."), UInt8(ascii: "\\"), UInt8(ascii: ";"): return false
             case UInt8(ascii: "/") where previous == UInt8(ascii: "/"): return false
             case 0x21..<0x7F: break
             default: return false

@@ -13,6 +13,12 @@ public struct RequestHeaderFacts: Sendable {
     public private(set) var authorization: String?
     /// The first `Content-Length` value, as sent.
     private var contentLengthValue: String?
+    /// How many `Content-Length` headers there are; more than one is ambiguous framing (§6.6).
+    public private(set) var contentLengthCount = 0
+    /// How many `Transfer-Encoding` headers there are; more than one is ambiguous framing (§6.6).
+    public private(set) var transferEncodingCount = 0
+    /// The first `Transfer-Encoding` value, as sent.
+    public private(set) var transferEncoding: String?
     /// The first `Expect` value.
     public private(set) var expect: String?
     /// The first `X-Request-Id` value, as sent (not yet checked for sanity).
@@ -29,10 +35,6 @@ public struct RequestHeaderFacts: Sendable {
     public private(set) var referer: String?
     /// The first `Accept` value; only read when a refusal might become a login redirect.
     private var accept: String?
-    /// Whether any `Transfer-Encoding` header is present.
-    public private(set) var hasTransferEncoding = false
-    /// Whether a `Transfer-Encoding` header lists `chunked`.
-    public private(set) var isChunked = false
 
     public init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
@@ -44,6 +46,7 @@ public struct RequestHeaderFacts: Sendable {
                 authorizationCount += 1
                 if authorization == nil { authorization = value }
             case .contentLength:
+                contentLengthCount += 1
                 if contentLengthValue == nil { contentLengthValue = value }
             case .expect:
                 if expect == nil { expect = value }
@@ -62,8 +65,8 @@ public struct RequestHeaderFacts: Sendable {
             case .accept:
                 if accept == nil { accept = value }
             case .transferEncoding:
-                hasTransferEncoding = true
-                if value.listsToken("chunked") { isChunked = true }
+                transferEncodingCount += 1
+                if transferEncoding == nil { transferEncoding = value }
             default:
                 break
             }
@@ -71,11 +74,29 @@ public struct RequestHeaderFacts: Sendable {
     }
 
     /// The declared body length; nil when absent or not a number.
-    public var contentLength: Int? { contentLengthValue.flatMap(Int.init) }
+    public var contentLength: Int? { contentLengthValue.flatMap(RequestFraming.parseLength) }
+
+    /// The first `Content-Length` value as sent, for ``RequestFraming``.
+    var contentLengthText: String? { contentLengthValue }
+
+    /// Whether any `Transfer-Encoding` header is present.
+    public var hasTransferEncoding: Bool { transferEncodingCount > 0 }
 
     /// Whether the request asks to switch protocols (`Upgrade` plus `Connection: upgrade`), as a WebSocket handshake does.
     public var requestsUpgrade: Bool {
         upgrade != nil && connectionValues.lists("upgrade")
+    }
+
+    /// Whether the request is a WebSocket handshake (RFC 6455 §4.1): `Upgrade: websocket` and `Connection: upgrade`.
+    /// The only upgrade the gateway lets through (§6.7).
+    public var requestsWebSocket: Bool {
+        requestsUpgrade && (upgrade?.listsToken("websocket") ?? false)
+    }
+
+    /// Whether the client's HTTP/1 decoder may have stopped parsing after this request: it asked for any upgrade.
+    /// Unless a tunnel starts, such a connection cannot carry another request and closes after the response.
+    public var endsHTTPParsing: Bool {
+        upgrade != nil || connectionValues.lists("upgrade")
     }
 
     /// Whether `Accept` names `text/html`: a browser navigating, not an API client. Parsed on demand, so requests

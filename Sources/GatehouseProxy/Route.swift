@@ -54,6 +54,6 @@ public struct RouteTable: Sendable {
     }
 
     public func match(_ path: String) -> Route? {
-        routes.first { RoutePath.isPrefix($0.path, of: path) }
+        routes.first { RoutePath.isPrefix($0.path, of: path, ignoringASCIICase: $0.configuration.caseInsensitive) }
     }
 }

@@ -30,8 +30,8 @@ struct EndpointRequest: Sendable {
     /// Served over TLS: cookies get `Secure`.
     var isSecure = false
 
-    /// The session cookie's value, if sent.
-    var sessionCookie: String? { BrowserCookie.value(named: BrowserCookie.session, in: cookies) }
+    /// Every `gatehouse_session` value sent; which of them (if any) is the session is the identity service's call (§7).
+    var sessionCookies: [String] { BrowserCookie.values(named: BrowserCookie.session, in: cookies) }
 
     /// Whether the body is an HTML form post.
     var isFormPost: Bool { AuthEndpoints.mediaType(headers) == "application/x-www-form-urlencoded" }
@@ -89,7 +89,7 @@ struct AuthEndpoints: Sendable {
             case ("/auth/logout", .GET), ("/auth/logout", .HEAD): return await browser.signOutPage(request, tenant: tenant)
             case ("/auth/login", _) where request.isFormPost: return await browser.logIn(request, tenant: tenant)
             case ("/auth/signup", _) where request.isFormPost: return await browser.signUp(request, tenant: tenant)
-            case ("/auth/logout", _) where request.headers.first(name: "authorization") == nil && request.sessionCookie != nil:
+            case ("/auth/logout", _) where request.headers.first(name: "authorization") == nil && !request.sessionCookies.isEmpty:
                 return await browser.logOut(request, tenant: tenant)
             default: break
             }
@@ -194,8 +194,8 @@ struct AuthEndpoints: Sendable {
 
     private func me(_ request: EndpointRequest, _ tenant: Tenant) async throws -> EndpointResponse {
         let claims: AccessTokenClaims
-        if request.headers.first(name: "authorization") == nil, let cookie = request.sessionCookie,
-            let session = try await identity.session(tenant: tenant.configuration, cookie: cookie)
+        if request.headers.first(name: "authorization") == nil, !request.sessionCookies.isEmpty,
+            let session = try await identity.session(tenant: tenant.configuration, cookies: request.sessionCookies)
         {
             claims = session.claims
         } else {

@@ -23,7 +23,7 @@ struct BrowserEndpoints: Sendable {
     func loginPage(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
         let query = request.query.flatMap(FormBody.parse) ?? [:]
         let target = RedirectTarget.safe(query["rd"])
-        if let cookie = request.sessionCookie, (try? await identity.session(tenant: tenant.configuration, cookie: cookie)) != nil {
+        if !request.sessionCookies.isEmpty, (try? await identity.session(tenant: tenant.configuration, cookies: request.sessionCookies)) != nil {
             return Self.seeOther(target)
         }
         var model = BrowserPages.Model()
@@ -47,7 +47,7 @@ struct BrowserEndpoints: Sendable {
     /// Who is signed in, and a button that posts the sign-out.
     func signOutPage(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
         var model = BrowserPages.Model()
-        if let cookie = request.sessionCookie, let session = try? await identity.session(tenant: tenant.configuration, cookie: cookie) {
+        if let session = try? await identity.session(tenant: tenant.configuration, cookies: request.sessionCookies) {
             model.signedInAs = session.claims.email
         } else {
             model.notice = "You are not signed in."
@@ -143,7 +143,8 @@ struct BrowserEndpoints: Sendable {
         let clear = ("Set-Cookie", BrowserCookie.clearSession(secure: request.isSecure))
         let ended: Bool
         do {
-            ended = try await identity.endSession(tenant: tenant.configuration, cookie: request.sessionCookie ?? "")
+            let cookie = try await identity.sessionCookie(tenant: tenant.configuration, cookies: request.sessionCookies)?.cookie
+            ended = try await identity.endSession(tenant: tenant.configuration, cookie: cookie ?? "")
         } catch {
             return EndpointResponse(
                 ProblemResponse(.serviceUnavailable, "The identity store is unavailable; try again shortly.", headers: [("Retry-After", "1")]))
@@ -194,7 +195,7 @@ struct BrowserEndpoints: Sendable {
 
     private func signedOutPageAgain(_ model: BrowserPages.Model, _ request: EndpointRequest, _ tenant: Tenant) async -> EndpointResponse {
         var model = model
-        if let cookie = request.sessionCookie, let session = try? await identity.session(tenant: tenant.configuration, cookie: cookie) {
+        if let session = try? await identity.session(tenant: tenant.configuration, cookies: request.sessionCookies) {
             model.signedInAs = session.claims.email
         }
         return page(.signOut, model, status: .forbidden, request: request, tenant: tenant)

@@ -48,6 +48,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var requestIDs = RequestIDGenerator()
     /// The upstream response deadline of the exchange in progress; one timer per connection.
     private var responseTimer: DeadlineTimer?
+    /// The request body's stall deadline (`limits.body_timeout`), moved on by every body part.
+    private var bodyTimer: DeadlineTimer?
 
     init(
         state: GatewayState, pool: UpstreamConnectionPool, connection: ClientConnectionInfo, isHTTP2: Bool,
@@ -63,10 +65,12 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         responseTimer = DeadlineTimer(eventLoop: context.eventLoop) { [weak self] in self?.responseTimedOut() }
+        bodyTimer = DeadlineTimer(eventLoop: context.eventLoop) { [weak self] in self?.bodyTimedOut() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         responseTimer?.cancel()
+        bodyTimer?.cancel()
         self.context = nil
     }
 
@@ -100,6 +104,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelInactive(context: ChannelHandlerContext) {
         responseTimer?.cancel()
+        bodyTimer?.cancel()
         if case .exchanging(let exchange) = phase {
             exchange.connection?.close()
             exchange.connection = nil
@@ -143,10 +148,27 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             default:
                 problem = ProblemResponse(.badRequest, "The request is not valid HTTP/1.1.", closeConnection: true)
             }
-            send(problem, version: .http1_1, requestID: requestIDs.next(), isHead: false, keepAlive: false, context: context)
-            phase = .answered(closeAfterRequest: true)
+            phase = .closed
+            send(problem, version: .http1_1, requestID: requestIDs.next(), isHead: false, keepAlive: false, context: context, thenClose: true)
             return
         }
+        if error is HTTPParserError, case .exchanging(let exchange) = phase {
+            // A malformed chunk after the head went upstream (§6.6): the upstream connection is closed, never reused,
+            // so the partial request can never be completed by bytes of another; the client gets a 400 if it can.
+            abandonUpstream(exchange)
+            bodyTimer?.disarm()
+            if exchange.responseStatus == nil {
+                exchange.responseStatus = 400
+                log(exchange, status: 400)
+                phase = .closed
+                send(
+                    ProblemResponse(.badRequest, "The request body is not valid HTTP/1.1 chunked encoding.", closeConnection: true),
+                    version: exchange.clientHead.version, requestID: exchange.requestID, isHead: exchange.clientHead.method == .HEAD,
+                    keepAlive: false, context: context, thenClose: true)
+                return
+            }
+        }
+        phase = .closed
         context.close(promise: nil)
     }
 
@@ -195,9 +217,10 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         if pipelined.isEmpty { resumeClientReads() }
     }
 
-    /// Whether the connection stays open after answering `head`: not when it is to close and nothing pipelined waits.
-    private func keepsAlive(_ head: HTTPRequestHead) -> Bool {
-        head.isKeepAlive && !(closeWhenIdle && pipelined.isEmpty)
+    /// Whether the connection stays open after answering `head`: not when it is to close and nothing pipelined waits,
+    /// and not after a request that asked for an upgrade (`endsParsing`), which stops the HTTP/1 decoder.
+    private func keepsAlive(_ head: HTTPRequestHead, endsParsing: Bool) -> Bool {
+        head.isKeepAlive && !endsParsing && !(closeWhenIdle && pipelined.isEmpty)
     }
 
     /// Writes the end of the response, and closes the connection once it is written (not before: closing fails
@@ -223,13 +246,14 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         let facts = RequestHeaderFacts(head.headers)
         let requestID = facts.requestID.flatMap { ForwardingHeaders.isSaneRequestID($0) ? $0 : nil } ?? requestIDs.next()
         let isHead = head.method == .HEAD
+        let endsParsing = !isHTTP2 && (facts.endsHTTPParsing || head.method == .CONNECT)
 
         func reject(_ problem: ProblemResponse, tenant: Tenant? = nil, route: Route? = nil, path: String? = nil) {
             var problem = problem
             if !problem.closeConnection, Self.hasLargeBody(facts) { problem.closeConnection = true }
             // The phase changes before the answer is written: writing `.end` lets the pipelining handler deliver
             // the next request at once.
-            let keepAlive = !problem.closeConnection && keepsAlive(head)
+            let keepAlive = !problem.closeConnection && keepsAlive(head, endsParsing: endsParsing)
             phase = .answered(closeAfterRequest: !keepAlive)
             send(problem, version: head.version, requestID: requestID, isHead: isHead, keepAlive: keepAlive, context: context)
             logEntry(
@@ -237,6 +261,14 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 upstream: nil, start: start, requestID: requestID, bytes: 0)
         }
 
+        // §6.6: one reading of the body's length, or none at all.
+        let framing: RequestFraming
+        switch RequestFraming.decide(facts, version: head.version) {
+        case .success(let decided): framing = decided
+        case .failure(let rejection):
+            reject(ProblemResponse(.badRequest, rejection.description, closeConnection: true))
+            return
+        }
         guard facts.hostCount == 1, let host = facts.host else {
             reject(ProblemResponse(.badRequest, facts.hostCount == 0 ? "The request has no Host header." : "The request has more than one Host header."))
             return
@@ -282,7 +314,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
             phase = .endpoint(
                 EndpointCall(head: head, facts: facts, tenant: tenant, path: target.path, query: target.query.map(String.init), requestID: requestID, start: start,
-                    body: context.channel.allocator.buffer(capacity: 0)))
+                    body: context.channel.allocator.buffer(capacity: 0), endsParsing: endsParsing))
+            if framing.hasBody { bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount) }
             if facts.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
@@ -316,12 +349,12 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
         // §6.3: the bearer token, or failing that the session cookie.
         var authentication = state.authorizer.authenticate(authorization: facts.authorization, tenant: tenant)
-        var sessionCookie: String?
+        var presentedSessionCookie = false
         var bySession = false
         if case .anonymous = authentication, !facts.cookies.isEmpty,
-            let cookie = BrowserCookie.value(named: BrowserCookie.session, in: facts.cookies)
+            case let cookies = BrowserCookie.values(named: BrowserCookie.session, in: facts.cookies), !cookies.isEmpty
         {
-            sessionCookie = cookie
+            presentedSessionCookie = true
             let session: ActiveSession?
             switch resumed {
             case .found(let found): session = found
@@ -331,11 +364,11 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                     tenant: tenant, route: route, path: target.path)
                 return
             case nil:
-                switch state.identity.cachedSession(tenant: tenant.configuration, cookie: cookie) {
+                switch state.identity.cachedSession(tenant: tenant.configuration, cookies: cookies) {
                 case .valid(let cached): session = cached
                 case .invalid: session = nil
                 case .unknown:
-                    askStoreForSession(cookie, head: head, tenant: tenant, context: context)
+                    askStoreForSession(cookies, head: head, tenant: tenant, context: context)
                     return
                 }
             }
@@ -344,11 +377,13 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 bySession = true
             }
         }
-        if bySession, Self.isUnsafe(head.method), !isFromTenantSite(facts, tenant: tenant) {
+        let isWebSocket = !isHTTP2 && head.method == .GET && facts.requestsWebSocket
+        if bySession, Self.needsSameSiteOrigin(head.method) || isWebSocket, !isFromTenantSite(facts, tenant: tenant) {
+            let what = isWebSocket ? "A WebSocket upgrade" : "A \(head.method.rawValue)"
             reject(
                 ProblemResponse(
                     .forbidden,
-                    "A \(head.method.rawValue) authenticated by the session cookie needs an Origin (or Referer) on one of the tenant's hosts."),
+                    "\(what) authenticated by the session cookie needs an Origin (or Referer) on one of the tenant's hosts."),
                 tenant: tenant, route: route, path: target.path)
             return
         }
@@ -359,29 +394,33 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .deny(let problem):
             if problem.status == .unauthorized, facts.acceptsHTML, head.method == .GET || head.method == .HEAD {
                 // A browser without a session goes to the login page, and comes back here afterwards.
-                reject(loginRedirect(target, clearingCookie: sessionCookie != nil), tenant: tenant, route: route, path: target.path)
+                reject(loginRedirect(target, clearingCookie: presentedSessionCookie), tenant: tenant, route: route, path: target.path)
             } else {
                 reject(problem, tenant: tenant, route: route, path: target.path)
             }
             return
         }
 
-        let isUpgrade = !isHTTP2 && facts.requestsUpgrade
-        var headers = ForwardingHeaders.upstreamRequestHeaders(
-            from: head.headers, facts: facts,
-            policy: .init(
-                reservedHeaderNames: tenant.reservedHeaderNames, forwardAuthorization: route.configuration.forwardAuthorization,
-                keepUpgrade: isUpgrade),
-            connection: connection, requestID: requestID)
-        for (name, value) in identityHeaders { headers.add(name: name, value: value) }
+        if isWebSocket, framing.hasBody {
+            reject(ProblemResponse(.badRequest, "A WebSocket handshake has no body.", closeConnection: true), tenant: tenant, route: route, path: target.path)
+            return
+        }
         var uri = route.upstreamPath(for: target.path)
         if let query = target.query { uri += "?" + query }
-        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers)
+        // Over HTTP/2 the stream delimits the body: without a Content-Length the framing waits for the first part.
+        let awaitsFraming = isHTTP2 && framing == .none
+        let plan = UpstreamRequestPlan(
+            method: head.method, uri: uri, framing: framing, isWebSocketUpgrade: isWebSocket, identityHeaders: identityHeaders)
+        let upstreamHead = plan.makeHead(
+            from: head.headers, facts: facts,
+            policy: .init(reservedHeaderNames: tenant.reservedHeaderNames, forwardAuthorization: route.configuration.forwardAuthorization),
+            connection: connection, requestID: requestID)
 
         let exchange = ProxyExchange(
-            clientHead: head, upstreamHead: upstreamHead, tenant: tenant, route: route, path: target.path, requestID: requestID,
-            start: start, isUpgrade: isUpgrade)
+            clientHead: head, upstreamHead: upstreamHead, framing: framing, awaitsFraming: awaitsFraming, tenant: tenant, route: route,
+            path: target.path, requestID: requestID, start: start, isUpgrade: isWebSocket, endsParsing: endsParsing)
         phase = .exchanging(exchange)
+        if framing.hasBody || awaitsFraming { bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount) }
         if facts.expect != nil {
             // The gateway accepted the request: let the client send its body.
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -397,14 +436,14 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Looks a session up in the store off the event loop, then starts the request again with the answer. Until
     /// then the request's body waits in the pipelining queue, and the connection reads no further.
-    private func askStoreForSession(_ cookie: String, head: HTTPRequestHead, tenant: Tenant, context: ChannelHandlerContext) {
+    private func askStoreForSession(_ cookies: [String], head: HTTPRequestHead, tenant: Tenant, context: ChannelHandlerContext) {
         phase = .authenticating
         let identity = state.identity
         let configuration = tenant.configuration
         let promise = context.eventLoop.makePromise(of: SessionAnswer.self)
         Task(executorPreference: state.endpointExecutor) {
             do {
-                promise.succeed(.found(try await identity.session(tenant: configuration, cookie: cookie)))
+                promise.succeed(.found(try await identity.session(tenant: configuration, cookies: cookies)))
             } catch {
                 promise.succeed(.unavailable)
             }
@@ -426,11 +465,13 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         return ProblemResponse(.found, "Sign in first: this route requires authentication.", headers: headers)
     }
 
-    /// POST, PUT, PATCH and DELETE: the methods a cross-site page could make a browser send with its cookies.
-    static func isUnsafe(_ method: HTTPMethod) -> Bool {
+    /// Every method but GET, HEAD and OPTIONS (§7): a cookie-authenticated request with one of them must come
+    /// from the tenant's own site. An allow-list of safe methods, so WebDAV's PROPFIND or MKCOL, PURGE, or any
+    /// extension method is covered too.
+    static func needsSameSiteOrigin(_ method: HTTPMethod) -> Bool {
         switch method {
-        case .POST, .PUT, .PATCH, .DELETE: return true
-        default: return false
+        case .GET, .HEAD, .OPTIONS: return false
+        default: return true
         }
     }
 
@@ -461,10 +502,20 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
             call.body.writeBuffer(&buffer)
+            bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
             return
         }
         guard case .exchanging(let exchange) = phase else { return }
+        bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
         exchange.requestBodyBytes += buffer.readableBytes
+        if case .contentLength(let declared) = exchange.framing, exchange.requestBodyBytes > declared {
+            // The decoder never delivers more than Content-Length; if it ever did, the excess must not reach the
+            // upstream as the start of another request.
+            abandonUpstream(exchange)
+            phase = .closed
+            context.close(promise: nil)
+            return
+        }
         let limit = state.configuration.limits.maxBodyBytes
         if exchange.requestBodyBytes > limit {
             // A chunked body is counted as it streams: stop it as soon as it passes the limit.
@@ -482,6 +533,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func receiveRequestEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        bodyTimer?.disarm()
         switch phase {
         case .endpoint(let call):
             dispatch(call, context: context)
@@ -493,9 +545,10 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         case .exchanging(let exchange):
             exchange.requestComplete = true
-            exchange.forward(.end(trailers))
+            // Request trailers are dropped (§6.6): they could carry identity headers past the filter.
+            exchange.forward(.end(nil))
             if exchange.responseComplete {
-                let keepAlive = keepsAlive(exchange.clientHead)
+                let keepAlive = keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
                 finishExchange(exchange, keepAlive: keepAlive, context: context)
                 if !keepAlive { context.close(promise: nil) }
             } else if exchange.connection != nil, exchange.responseStatus == nil {
@@ -539,7 +592,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         headers.add(name: "X-Request-Id", value: call.requestID)
         let body = context.channel.allocator.buffer(string: response.body)
         if response.status != .noContent { headers.add(name: "Content-Length", value: String(body.readableBytes)) }
-        let keepAlive = keepsAlive(call.head)
+        let keepAlive = keepsAlive(call.head, endsParsing: call.endsParsing)
         if let connection = connectionHeader(version: call.head.version, keepAlive: keepAlive) {
             headers.add(name: "Connection", value: connection)
         }
@@ -604,6 +657,43 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             ProblemResponse(.gatewayTimeout, "The upstream sent no response head within \(seconds)."), exchange: exchange, context: context)
     }
 
+    /// The request body sent nothing for `limits.body_timeout` (§6.9): the exchange ends, its upstream connection is
+    /// closed (a slow body must not hold it), and the client gets 408 unless a response has started.
+    private func bodyTimedOut() {
+        guard let context else { return }
+        if readPending || !pipelined.isEmpty {
+            // The gateway itself is holding the body back (the upstream is not taking it): not the client's stall.
+            bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
+            return
+        }
+        let seconds = ConfigurationValues.format(state.configuration.limits.bodyTimeout)
+        let problem = ProblemResponse(.requestTimeout, "The request body sent nothing for \(seconds).", closeConnection: true)
+        switch phase {
+        case .exchanging(let exchange) where !exchange.requestComplete:
+            abandonUpstream(exchange)
+            if exchange.responseStatus == nil {
+                exchange.responseStatus = problem.status.code
+                log(exchange, status: problem.status.code)
+                phase = .closed
+                send(
+                    problem, version: exchange.clientHead.version, requestID: exchange.requestID, isHead: exchange.clientHead.method == .HEAD,
+                    keepAlive: false, context: context, thenClose: true)
+            } else {
+                log(exchange, status: exchange.responseStatus ?? 408)
+                phase = .closed
+                context.close(promise: nil)
+            }
+        case .endpoint(let call) where !call.isDispatched:
+            logEntry(
+                tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: problem.status.code,
+                upstream: nil, start: call.start, requestID: call.requestID, bytes: 0)
+            phase = .closed
+            send(problem, version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, context: context, thenClose: true)
+        default:
+            break
+        }
+    }
+
     /// Closes the upstream connection of an exchange that cannot finish cleanly.
     private func abandonUpstream(_ exchange: ProxyExchange) {
         responseTimer?.disarm()
@@ -620,17 +710,20 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         exchange.responseStatus = head.status.code
         exchange.upstreamKeepAlive = head.isKeepAlive
         if head.status == .switchingProtocols {
-            guard exchange.isUpgrade else {
+            guard exchange.isUpgrade, ForwardingHeaders.answersWebSocketUpgrade(head.headers) else {
                 abandonUpstream(exchange)
-                finishWithProblem(
-                    ProblemResponse(.badGateway, "The upstream switched protocols without being asked to."), exchange: exchange, context: context)
+                let detail =
+                    exchange.isUpgrade
+                    ? "The upstream's 101 does not answer the WebSocket upgrade the client asked for."
+                    : "The upstream switched protocols without being asked to."
+                finishWithProblem(ProblemResponse(.badGateway, detail, closeConnection: true), exchange: exchange, context: context)
                 return
             }
             startTunnel(exchange, upstreamHead: head, context: context)
             return
         }
         var headers = ForwardingHeaders.clientResponseHeaders(from: head.headers, requestID: exchange.requestID, keepUpgrade: false)
-        if let connection = connectionHeader(version: exchange.clientHead.version, keepAlive: keepsAlive(exchange.clientHead)) {
+        if let connection = connectionHeader(version: exchange.clientHead.version, keepAlive: keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)) {
             headers.add(name: "Connection", value: connection)
         }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientHead.version, status: head.status, headers: headers))), promise: nil)
@@ -649,7 +742,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         exchange.upstreamEnd = .now()
         if let upstream = exchange.connection {
             exchange.connection = nil
-            if exchange.requestComplete && exchange.upstreamKeepAlive {
+            if exchange.requestComplete && exchange.upstreamKeepAlive && !exchange.endsParsing {
                 pool.release(upstream)
             } else {
                 upstream.close()
@@ -657,7 +750,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         if exchange.requestComplete {
             // Finish first: writing `.end` may deliver the next pipelined request straight away.
-            let keepAlive = keepsAlive(exchange.clientHead)
+            let keepAlive = keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
             finishExchange(exchange, keepAlive: keepAlive, context: context)
             endResponse(trailers, close: !keepAlive, context: context)
         } else {
@@ -712,7 +805,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         if !exchange.requestComplete { problem.closeConnection = true }
         exchange.responseStatus = problem.status.code
         log(exchange, status: problem.status.code)
-        let close = problem.closeConnection || !keepsAlive(exchange.clientHead)
+        let close = problem.closeConnection || !keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
         if !exchange.requestComplete {
             phase = .answered(closeAfterRequest: true)
         } else if close {
@@ -756,8 +849,10 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         return version == .http1_0 ? "keep-alive" : nil
     }
 
+    /// Writes a gateway-made answer; with `thenClose`, closes the connection once it is written.
     private func send(
-        _ problem: ProblemResponse, version: HTTPVersion, requestID: String, isHead: Bool, keepAlive: Bool, context: ChannelHandlerContext
+        _ problem: ProblemResponse, version: HTTPVersion, requestID: String, isHead: Bool, keepAlive: Bool, context: ChannelHandlerContext,
+        thenClose: Bool = false
     ) {
         let body = problem.body
         var headers = HTTPHeaders()
@@ -771,7 +866,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         if !isHead {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        endResponse(nil, close: thenClose, context: context)
     }
 
     // MARK: WebSocket tunnel
@@ -835,110 +930,5 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         default:
             return String(describing: error)
         }
-    }
-}
-
-/// A request to a gateway endpoint, from its head to the answer.
-final class EndpointCall {
-    let head: HTTPRequestHead
-    /// The header pass `startRequest` already made.
-    let facts: RequestHeaderFacts
-    let tenant: Tenant
-    let path: String
-    let query: String?
-    let requestID: String
-    let start: NIODeadline
-    var body: ByteBuffer
-    /// The request is read in full and handed to the endpoint.
-    var isDispatched = false
-
-    init(
-        head: HTTPRequestHead, facts: RequestHeaderFacts, tenant: Tenant, path: String, query: String?, requestID: String, start: NIODeadline,
-        body: ByteBuffer
-    ) {
-        self.head = head
-        self.facts = facts
-        self.tenant = tenant
-        self.path = path
-        self.query = query
-        self.requestID = requestID
-        self.start = start
-        self.body = body
-    }
-}
-
-/// One request on its way through the gateway.
-final class ProxyExchange {
-    let clientHead: HTTPRequestHead
-    let upstreamHead: HTTPRequestHead
-    let tenant: Tenant
-    let route: Route
-    let path: String
-    let requestID: String
-    let start: NIODeadline
-    let isUpgrade: Bool
-    var connection: UpstreamConnection?
-    /// Parts received before the upstream connection was ready.
-    private var buffered: [HTTPClientRequestPart] = []
-    private var headSent = false
-    var requestBodyBytes = 0
-    var sentBody = false
-    var requestComplete = false
-    var responseStatus: UInt?
-    var responseComplete = false
-    var upstreamKeepAlive = true
-    var retried = false
-    var logged = false
-    var upstreamStart: NIODeadline?
-    var upstreamEnd: NIODeadline?
-    var bytesSent = 0
-
-    init(
-        clientHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, tenant: Tenant, route: Route, path: String, requestID: String,
-        start: NIODeadline, isUpgrade: Bool
-    ) {
-        self.clientHead = clientHead
-        self.upstreamHead = upstreamHead
-        self.tenant = tenant
-        self.route = route
-        self.path = path
-        self.requestID = requestID
-        self.start = start
-        self.isUpgrade = isUpgrade
-    }
-
-    var isIdempotent: Bool {
-        switch clientHead.method {
-        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
-        default: return false
-        }
-    }
-
-    /// Writes a request part upstream, or keeps it until the connection is ready.
-    func forward(_ part: HTTPClientRequestPart) {
-        guard let connection, headSent else {
-            buffered.append(part)
-            return
-        }
-        if case .body = part { sentBody = true }
-        connection.write(part)
-    }
-
-    /// Sends the head and everything buffered to a freshly attached connection.
-    func sendBuffered() {
-        guard let connection else { return }
-        connection.write(.head(upstreamHead))
-        headSent = true
-        for part in buffered {
-            if case .body = part { sentBody = true }
-            connection.write(part)
-        }
-        buffered.removeAll()
-    }
-
-    /// Prepares to send the request again on another connection (only when none of its body has left).
-    func resetForRetry() {
-        headSent = false
-        if requestComplete { buffered = [.end(nil)] }
     }
 }

@@ -71,7 +71,15 @@ import Testing
 @Suite struct ForwardingHeadersTests {
     private let untrusted = ClientConnectionInfo(peerAddress: "192.0.2.7", peerIsTrusted: false, scheme: "http")
     private let policy = ForwardingHeaders.RequestPolicy(
-        reservedHeaderNames: ["x-user-id", "x-identity-assertion"], forwardAuthorization: false, keepUpgrade: false)
+        reservedHeaderNames: ["x-user-id", "x-identity-assertion"], forwardAuthorization: false)
+
+    /// The upstream request's headers, as ``UpstreamRequestPlan`` builds them.
+    private func upstreamHeaders(
+        _ incoming: HTTPHeaders, connection: ClientConnectionInfo, requestID: String, framing: RequestFraming = .none
+    ) -> HTTPHeaders {
+        let plan = UpstreamRequestPlan(method: .POST, uri: "/x", framing: framing, isWebSocketUpgrade: false, identityHeaders: [])
+        return plan.makeHead(from: incoming, facts: RequestHeaderFacts(incoming), policy: policy, connection: connection, requestID: requestID).headers
+    }
 
     @Test func readsTheBrowserHeadersOfSessionsInTheOnePass() {
         let facts = RequestHeaderFacts(HTTPHeaders([
@@ -95,8 +103,7 @@ import Testing
             ("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Host", "evil.test"), ("Forwarded", "for=6.6.6.6"), ("X-Request-Id", "abc"),
             ("Cookie", "a=1; gatehouse_session=secret; b=2"),
         ])
-        let headers = ForwardingHeaders.upstreamRequestHeaders(
-            from: incoming, facts: RequestHeaderFacts(incoming), policy: policy, connection: untrusted, requestID: "rid")
+        let headers = upstreamHeaders(incoming, connection: untrusted, requestID: "rid")
         for name in ["x-user-id", "x-identity-assertion", "connection", "x-secret", "keep-alive", "te", "authorization", "forwarded"] {
             #expect(!headers.contains(name: name), "\(name) must not be forwarded")
         }
@@ -112,8 +119,7 @@ import Testing
     @Test func trustedProxiesExtendForwardedHeaders() {
         let trusted = ClientConnectionInfo(peerAddress: "10.0.0.2", peerIsTrusted: true, scheme: "http")
         let incoming = HTTPHeaders([("Host", "acme.test"), ("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Proto", "https")])
-        let headers = ForwardingHeaders.upstreamRequestHeaders(
-            from: incoming, facts: RequestHeaderFacts(incoming), policy: policy, connection: trusted, requestID: "r")
+        let headers = upstreamHeaders(incoming, connection: trusted, requestID: "r")
         #expect(headers["x-forwarded-for"] == ["203.0.113.9, 10.0.0.2"])
         #expect(headers["x-forwarded-proto"] == ["https"])
     }
@@ -123,13 +129,12 @@ import Testing
             ("Host", "acme.test"), ("X-USER-ID", "forged"), ("x-User-Id", "forged too"), ("Connection", " x-SECRET ,Upgrade"),
             ("x-secret", "s"), ("X-Secretive", "kept"), ("Transfer-Encoding", "gzip, Chunked"), ("X-Two", "2"), ("Connection", "x-two"),
         ])
-        let headers = ForwardingHeaders.upstreamRequestHeaders(
-            from: incoming, facts: RequestHeaderFacts(incoming), policy: policy, connection: untrusted, requestID: "r")
+        let headers = upstreamHeaders(incoming, connection: untrusted, requestID: "r", framing: .chunked)
         #expect(!headers.contains(name: "x-user-id"))
         #expect(!headers.contains(name: "x-secret"))
         #expect(!headers.contains(name: "x-two"), "every Connection header counts, not only the first")
         #expect(headers["x-secretive"] == ["kept"])
-        // The body is re-framed on the upstream leg: only `chunked` survives of the transfer codings.
+        // The client's framing headers never pass; the plan's framing is the only one.
         #expect(headers["transfer-encoding"] == ["chunked"])
         #expect(!headers.contains(name: "connection"))
     }
@@ -202,7 +207,9 @@ import Testing
         #expect(facts.expectsContinue)
         #expect(facts.requestID == "rid")
         #expect(facts.requestsUpgrade)
-        #expect(!facts.isChunked)
+        #expect(facts.requestsWebSocket)
+        #expect(!facts.hasTransferEncoding)
+        #expect(facts.contentLengthCount == 1)
         #expect(!RequestHeaderFacts(HTTPHeaders([("Upgrade", "websocket")])).requestsUpgrade)
         #expect(RequestHeaderFacts(HTTPHeaders([("Content-Length", "twelve")])).contentLength == nil)
     }

@@ -1,0 +1,62 @@
+import NIOHTTP1
+
+/// The request the upstream will see, decided in one place (§6.4, §6.6, §6.7, §6.9): method, the normalised path,
+/// the gateway's own framing, `Host`, the forwarding and identity headers the gateway sets, and the client's
+/// end-to-end headers minus hop-by-hop ones and minus every header the gateway owns.
+///
+/// The order of assembly is the safety property: the client's headers are filtered first, and the headers the
+/// gateway sets (framing above all) are added after, so nothing the client sends, `Connection` included, can remove
+/// or replace them.
+public struct UpstreamRequestPlan: Sendable {
+    public var method: HTTPMethod
+    /// Path (after `strip_prefix`, with the upstream's base path) and the query as the client sent it.
+    public var uri: String
+    public var framing: RequestFraming
+    /// Whether this is a WebSocket handshake the gateway lets through (§6.7); every other upgrade is removed.
+    public var isWebSocketUpgrade: Bool
+    /// `X-User-*` and `X-Identity-Assertion`, from the policy decision.
+    public var identityHeaders: [(String, String)]
+
+    public init(method: HTTPMethod, uri: String, framing: RequestFraming, isWebSocketUpgrade: Bool, identityHeaders: [(String, String)]) {
+        self.method = method
+        self.uri = uri
+        self.framing = framing
+        self.isWebSocketUpgrade = isWebSocketUpgrade
+        self.identityHeaders = identityHeaders
+    }
+
+    /// The request head to send upstream.
+    ///
+    /// - Parameters:
+    ///   - incoming: the client's headers.
+    ///   - facts: `RequestHeaderFacts(incoming)`, which the caller already gathered.
+    public func makeHead(
+        from incoming: HTTPHeaders, facts: RequestHeaderFacts, policy: ForwardingHeaders.RequestPolicy, connection: ClientConnectionInfo,
+        requestID: String
+    ) -> HTTPRequestHead {
+        var headers = ForwardingHeaders.clientEndToEndHeaders(incoming, facts: facts, policy: policy, connection: connection)
+        // Everything below is the gateway's; the filter above dropped whatever the client sent under these names.
+        if let host = facts.host { headers.add(name: "Host", value: host) }
+        let forwardedFor = connection.peerIsTrusted ? ForwardingHeaders.joined(incoming, .xForwardedFor) : nil
+        headers.add(name: "X-Forwarded-For", value: forwardedFor.map { $0 + ", " + connection.peerAddress } ?? connection.peerAddress)
+        let forwardedProto = connection.peerIsTrusted ? ForwardingHeaders.first(incoming, .xForwardedProto) : nil
+        headers.add(name: "X-Forwarded-Proto", value: forwardedProto ?? connection.scheme)
+        let forwardedHost = connection.peerIsTrusted ? ForwardingHeaders.first(incoming, .xForwardedHost) : nil
+        if let forwardedHost = forwardedHost ?? facts.host { headers.add(name: "X-Forwarded-Host", value: forwardedHost) }
+        headers.add(name: "X-Request-Id", value: requestID)
+        for (name, value) in identityHeaders { headers.add(name: name, value: value) }
+        if isWebSocketUpgrade {
+            headers.add(name: "Connection", value: "upgrade")
+            headers.add(name: "Upgrade", value: "websocket")
+        }
+        switch framing {
+        case .none:
+            break
+        case .contentLength(let length):
+            headers.add(name: "Content-Length", value: String(length))
+        case .chunked:
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+        }
+        return HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)
+    }
+}
