@@ -137,39 +137,59 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let parserError = error as? HTTPParserError, case .idle = phase {
-            // The decoder cannot resync after a parse error: answer and close.
-            let problem: ProblemResponse
-            switch parserError {
-            case .headerOverflow:
-                problem = ProblemResponse(
-                    .requestHeaderFieldsTooLarge,
-                    "The request head is larger than \(state.configuration.limits.maxHeaderBytes) bytes.", closeConnection: true)
-            default:
-                problem = ProblemResponse(.badRequest, "The request is not valid HTTP/1.1.", closeConnection: true)
-            }
+        guard let parserError = error as? HTTPParserError else {
             phase = .closed
-            send(problem, version: .http1_1, requestID: requestIDs.next(), isHead: false, keepAlive: false, context: context, thenClose: true)
+            context.close(promise: nil)
             return
         }
-        if error is HTTPParserError, case .exchanging(let exchange) = phase {
+        // The decoder cannot resync after a parse error: no request after this point can be read.
+        if !pipelined.isEmpty || isAwaitingResponse {
+            // The bad bytes follow a request still being answered: finish it (and any queued before them), then close.
+            closeWhenIdle = true
+            return
+        }
+        let problem: ProblemResponse
+        switch parserError {
+        case .headerOverflow:
+            problem = ProblemResponse(
+                .requestHeaderFieldsTooLarge,
+                "The request head is larger than \(state.configuration.limits.maxHeaderBytes) bytes.", closeConnection: true)
+        default:
+            let what = isIdle ? "request" : "request body"
+            problem = ProblemResponse(.badRequest, "The \(what) is not valid HTTP/1.1 (\(parserError)).", closeConnection: true)
+        }
+        bodyTimer?.disarm()
+        switch phase {
+        case .idle:
+            phase = .closed
+            send(problem, version: .http1_1, requestID: requestIDs.next(), isHead: false, keepAlive: false, context: context, thenClose: true)
+        case .exchanging(let exchange):
             // A malformed chunk after the head went upstream (§6.6): the upstream connection is closed, never reused,
             // so the partial request can never be completed by bytes of another; the client gets a 400 if it can.
             abandonUpstream(exchange)
-            bodyTimer?.disarm()
-            if exchange.responseStatus == nil {
-                exchange.responseStatus = 400
-                log(exchange, status: 400)
-                phase = .closed
-                send(
-                    ProblemResponse(.badRequest, "The request body is not valid HTTP/1.1 chunked encoding.", closeConnection: true),
-                    version: exchange.clientHead.version, requestID: exchange.requestID, isHead: exchange.clientHead.method == .HEAD,
-                    keepAlive: false, context: context, thenClose: true)
+            phase = .closed
+            guard exchange.responseStatus == nil else {
+                log(exchange, status: exchange.responseStatus ?? 400)
+                context.close(promise: nil)
                 return
             }
+            exchange.responseStatus = problem.status.code
+            log(exchange, status: problem.status.code)
+            send(
+                problem, version: exchange.clientHead.version, requestID: exchange.requestID, isHead: exchange.clientHead.method == .HEAD,
+                keepAlive: false, context: context, thenClose: true)
+        case .endpoint(let call):
+            phase = .closed
+            send(problem, version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, context: context, thenClose: true)
+        case .answered, .authenticating, .tunnelling, .closed:
+            phase = .closed
+            context.close(promise: nil)
         }
-        phase = .closed
-        context.close(promise: nil)
+    }
+
+    private var isIdle: Bool {
+        if case .idle = phase { return true }
+        return false
     }
 
     func read(context: ChannelHandlerContext) {

@@ -20,6 +20,8 @@ public enum UpstreamBehaviour: Sendable {
     case download(bytes: Int)
     /// Answers 200 after a delay.
     case delayed(TimeAmount)
+    /// Answers every request with exactly these bytes.
+    case raw(String)
 }
 
 public struct ScriptedUpstream {
@@ -114,6 +116,8 @@ final class ScriptedUpstreamHandler: ChannelInboundHandler {
             write("HTTP/1.1 200 OK\r\nContent-Length: \(bytes)\r\n\r\n", context: context)
             remainingDownload = bytes
             pump(context: context)
+        case .raw(let text):
+            write(text, context: context)
         case .delayed(let delay):
             context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
                 context.writeAndFlush(

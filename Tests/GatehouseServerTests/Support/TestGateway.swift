@@ -23,11 +23,12 @@ final class TestGateway {
 
     /// `tenants` texts may use `{{ECHO}}`, and `{{NAME}}` for each scripted upstream in `scripted`.
     static func start(
-        gatewayExtra: String = "", tenants: [String: String], scripted: [String: UpstreamBehaviour] = [:]
+        gatewayExtra: String = "", tenants: [String: String], scripted: [String: UpstreamBehaviour] = [:],
+        replacements extra: [String: String] = [:]
     ) async throws -> TestGateway {
         let group = MultiThreadedEventLoopGroup.singleton
         let echo = try await EchoServer.bind(host: "127.0.0.1", port: 0, group: group)
-        var replacements = ["{{ECHO}}": "http://127.0.0.1:\(echo.localAddress!.port!)"]
+        var replacements = ["{{ECHO}}": "http://127.0.0.1:\(echo.localAddress!.port!)"].merging(extra) { $1 }
         var upstreams: [ScriptedUpstream] = []
         for (name, behaviour) in scripted {
             let upstream = try await ScriptedUpstream.start(behaviour)
@@ -56,9 +57,9 @@ final class TestGateway {
     /// Runs `body` against a started gateway and always stops it afterwards.
     static func with(
         gatewayExtra: String = "", tenants: [String: String] = ["acme": acmeTenant], scripted: [String: UpstreamBehaviour] = acmeUpstreams,
-        _ body: (TestGateway) async throws -> Void
+        replacements: [String: String] = [:], _ body: (TestGateway) async throws -> Void
     ) async throws {
-        let gateway = try await start(gatewayExtra: gatewayExtra, tenants: tenants, scripted: scripted)
+        let gateway = try await start(gatewayExtra: gatewayExtra, tenants: tenants, scripted: scripted, replacements: replacements)
         do {
             try await body(gateway)
         } catch {
