@@ -118,6 +118,30 @@ import Testing
             ])
     }
 
+    @Test func bodyTimeoutAndCaseInsensitiveRoutes() throws {
+        let gateway = "listen: 127.0.0.1:8080\nlimits:\n  body_timeout: 5s\n"
+        let tenant = """
+            hosts: [acme.test]
+            routes:
+              - {path: /api/admin, upstream: "http://127.0.0.1:1", case_insensitive: true}
+              - {path: /api, upstream: "http://127.0.0.1:1"}
+            """
+        let fixture = try ConfigurationFixture(gateway: gateway, tenants: ["acme": tenant])
+        defer { fixture.remove() }
+        let loaded = try fixture.load().get()
+        #expect(loaded.gateway.limits.bodyTimeout == .seconds(5))
+        let routes = try #require(loaded.tenants.tenants["acme"]).routes
+        #expect(routes.map(\.caseInsensitive) == [true, false])
+
+        let badGateway = try ConfigurationFixture(gateway: "listen: 127.0.0.1:8080\nlimits:\n  body_timeout: soon\n", tenants: [:])
+        defer { badGateway.remove() }
+        #expect(badGateway.problems().contains { $0.hasPrefix("gatehouse.yaml:3: 'limits.body_timeout'") }, "\(badGateway.problems())")
+        let badTenant = try ConfigurationFixture(
+            tenants: ["acme": "hosts: [acme.test]\nroutes:\n  - {path: /a, upstream: \"http://127.0.0.1:1\", case_insensitive: sometimes}\n"])
+        defer { badTenant.remove() }
+        #expect(badTenant.problems().contains { $0.hasPrefix("acme.yaml:3: 'case_insensitive'") }, "\(badTenant.problems())")
+    }
+
     @Test func routeRequirementsParse() throws {
         let tenant = """
             hosts: [acme.test]

@@ -22,6 +22,20 @@ import Testing
         #expect(RouteTable([route("/api")]).match("/other") == nil)
     }
 
+    @Test func caseInsensitiveRoutesMatchAnyASCIICase() {
+        var admin = route("/api/admin")
+        admin.caseInsensitive = true
+        let table = RouteTable([route("/"), route("/api"), admin])
+        #expect(table.match("/api/ADMIN/x")?.path == "/api/admin")
+        #expect(table.match("/API/Admin")?.path == "/api/admin")
+        #expect(table.match("/api/ADMINx")?.path == "/api")
+        #expect(table.match("/API/x")?.path == "/", "only the case-insensitive route widens")
+        #expect(Route(admin).upstreamPath(for: "/API/ADMIN/x") == "/API/ADMIN/x", "the path goes upstream as sent")
+        var stripped = admin
+        stripped.stripPrefix = true
+        #expect(Route(stripped).upstreamPath(for: "/Api/Admin/x") == "/x")
+    }
+
     @Test func methodsAndAllowHeader() {
         let admin = Route(route("/api/admin", methods: ["POST", "GET"]))
         #expect(admin.allows(.GET))
