@@ -6,6 +6,10 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "gatehouse", targets: ["gatehouse"]),
+        // The parsers the fuzz targets in Fuzzing/ exercise.
+        .library(name: "GatehouseProxy", targets: ["GatehouseProxy"]),
+        .library(name: "GatehouseTokens", targets: ["GatehouseTokens"]),
+        .library(name: "GatehouseBrowser", targets: ["GatehouseBrowser"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -12,14 +12,6 @@ enum AuthorizationDecision {
     case deny(ProblemResponse)
 }
 
-/// The credentials a request carries.
-enum PresentedCredential {
-    case none
-    case bearer(String)
-    /// An `Authorization: Bearer` header without a usable token (empty, or not token68).
-    case malformedBearer
-}
-
 /// The outcome of authenticating one request.
 enum Authentication {
     case anonymous
@@ -69,9 +61,9 @@ struct RouteAuthorizer: Sendable {
 
     /// Who an `Authorization` value says the caller is.
     func authenticate(authorization: String?, tenant: Tenant) -> Authentication {
-        switch Self.credential(fromAuthorization: authorization) {
+        switch BearerCredential.parse(authorization: authorization) {
         case .none: return .anonymous
-        case .malformedBearer: return .invalid(.malformed)
+        case .malformed: return .invalid(.malformed)
         case .bearer(let token):
             switch validator.validate(token, for: Self.expectations(tenant)) {
             case .success(let claims): return .valid(claims)
@@ -85,27 +77,6 @@ struct RouteAuthorizer: Sendable {
         return TokenExpectations(
             tenant: configuration.id, issuer: configuration.issuer, audience: configuration.audience,
             clockSkewSeconds: Int64(configuration.tokens.clockSkew.components.seconds))
-    }
-
-    /// `Authorization: Bearer <token68>` (RFC 6750 §2.1), scheme case-insensitive. Parsed on the UTF-8 bytes: this
-    /// runs on every request, and Foundation's string helpers cost more than the token check itself.
-    static func credential(fromAuthorization value: String?) -> PresentedCredential {
-        guard var value else { return .none }
-        return value.withUTF8 { bytes in
-            let space = UInt8(ascii: " ")
-            var start = 0
-            while start < bytes.count, bytes[start] == space { start += 1 }
-            guard bytes.count - start >= 6 else { return .none }
-            for (offset, expected) in "bearer".utf8.enumerated() where bytes[start + offset] | 0x20 != expected { return .none }
-            var tokenStart = start + 6
-            guard tokenStart == bytes.count || bytes[tokenStart] == space else { return .none }  // "Bearerx"
-            while tokenStart < bytes.count, bytes[tokenStart] == space { tokenStart += 1 }
-            var tokenEnd = bytes.count
-            while tokenEnd > tokenStart, bytes[tokenEnd - 1] == space { tokenEnd -= 1 }
-            let token = UnsafeBufferPointer(rebasing: bytes[tokenStart..<tokenEnd])
-            guard !token.isEmpty, !token.contains(space) else { return .malformedBearer }
-            return .bearer(String(decoding: token, as: UTF8.self))
-        }
     }
 
     static func challenge(_ tenant: Tenant, error: String?) -> String {

@@ -46,6 +46,16 @@ import Testing
         #expect(http1.output == "1.1 200")
         let missing = try run("/usr/bin/curl", ["-sk", "--http2", "--resolve", resolve, "-o", "/dev/null", "-w", "%{http_code}", "https://acme.test:\(gateway.port)/private"])
         #expect(missing.output == "401")
+
+        // HTTP/2 bodies: with a content-length, and streamed from stdin without one (the stream delimits it); either
+        // way the upstream request is framed by the gateway and carries the whole body.
+        for arguments in [["--data-binary", "hello over h2"], ["-T", "-", "-X", "POST"]] {
+            let posted = try run(
+                "/usr/bin/curl", ["-sk", "--http2", "--resolve", resolve] + arguments + [url], input: arguments[0] == "-T" ? "hello over h2" : nil)
+            let body = try JSONSerialization.jsonObject(with: Data(posted.output.utf8)) as? [String: Any]
+            #expect(body?["body_length"] as? Int == 13, "\(arguments): \(posted.output)")
+            #expect(body?["method"] as? String == "POST")
+        }
         }
     }
 

@@ -1,12 +1,12 @@
 import Testing
-@testable import GatehouseServer
+import GatehouseTokens
 
-@Suite struct RouteAuthorizerTests {
+@Suite struct BearerCredentialTests {
     @Test func bearerCredentialsAreParsedStrictly() {
         func parse(_ value: String?) -> String {
-            switch RouteAuthorizer.credential(fromAuthorization: value) {
+            switch BearerCredential.parse(authorization: value) {
             case .none: return "none"
-            case .malformedBearer: return "malformed"
+            case .malformed: return "malformed"
             case .bearer(let token): return "token:" + token
             }
         }

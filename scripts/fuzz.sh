@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs one libFuzzer target of Fuzzing/ for a while (not a test; CI does not run it).
+#
+#   scripts/fuzz.sh FuzzPathNormalizer 600      # ten minutes on the path normaliser
+#   scripts/fuzz.sh list                        # the targets
+#
+# Targets: FuzzPathNormalizer, FuzzRequestHeaders, FuzzCredentials, FuzzRedirectTarget. The seed corpus in
+# Fuzzing/Corpus/TARGET is read, never written; what the run finds goes to fuzz-run/TARGET, and a crash or hang to
+# fuzz-run/TARGET-crash-* (turn each into a unit test). The build line is the one ../shared/STACK.md found to work.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET="${1:?usage: scripts/fuzz.sh TARGET SECONDS (or: list)}"
+if [ "$TARGET" = list ]; then
+    ls "$ROOT/Fuzzing/Sources"
+    exit 0
+fi
+SECONDS_TO_RUN="${2:-60}"
+[ -d "$ROOT/Fuzzing/Sources/$TARGET" ] || { echo "no fuzz target '$TARGET' (scripts/fuzz.sh list)" >&2; exit 1; }
+cd "$ROOT/Fuzzing"
+swift build -c debug --product "$TARGET" --sanitize=fuzzer --sanitize=address \
+    -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp >&2
+mkdir -p "$ROOT/fuzz-run/$TARGET"
+exec "$ROOT/Fuzzing/.build/debug/$TARGET" "$ROOT/fuzz-run/$TARGET" "$ROOT/Fuzzing/Corpus/$TARGET" \
+    -max_total_time="$SECONDS_TO_RUN" -timeout=5 -rss_limit_mb=4096 -artifact_prefix="$ROOT/fuzz-run/$TARGET-" -print_final_stats=1
