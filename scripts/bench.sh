@@ -7,6 +7,10 @@
 #   scripts/bench.sh auth         # an authenticated ES256 route (token from Gatehouse's own login) vs nginx-plain and
 #                                 # haproxy-es256, then the login scenario (POST /auth/token) vs the FastAPI peers
 #   scripts/bench.sh flood        # p99 of an authenticated route alone, then while 50 logins are in flight
+#   A=old/gatehouse B=new/gatehouse scripts/bench.sh ab
+#                                 # two builds against nginx-plain at equal resources (GATEHOUSE_THREADS=1, nginx's
+#                                 # one worker): rounds of nginx-plain, A, B on the public route and on an ES256
+#                                 # route, with req/s, the ratio to nginx-plain and CPU microseconds per request
 #
 # The access log is off by default, as nginx-plain's is (`access_log off`); ACCESS_LOG=true measures it on.
 # Needs ../shared/bench/setup.sh run once (as root). Everything listens on 127.0.0.1 only.
@@ -18,9 +22,13 @@ WORK="$(mktemp -d /tmp/gatehouse-bench.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 
 [ -x "$BENCH/run.sh" ] || { echo "no benchmark harness at $BENCH" >&2; exit 1; }
-echo "building release..." >&2
-swift build -c release --package-path "$ROOT" >&2
-BIN="$ROOT/.build/release/gatehouse"
+if [ "$MODE" = ab ]; then
+    BIN="${A:?A=path/to/gatehouse (and B=...) for scripts/bench.sh ab}"
+else
+    echo "building release..." >&2
+    swift build -c release --package-path "$ROOT" >&2
+    BIN="$ROOT/.build/release/gatehouse"
+fi
 
 mkdir -p "$WORK/config" "$WORK/tenants"
 cat >"$WORK/config/gatehouse.yaml" <<YAML
@@ -138,8 +146,73 @@ LUA
         echo "round $round, logins/s meanwhile: $(awk '/Requests\/sec/{print $2}' "$WORK/logins.txt"), non-2xx: $(awk '/Non-2xx/{print $5}' "$WORK/logins.txt")"
     done
     ;;
+ab)
+    : "${B:?B=path/to/gatehouse}"
+    command -v wrk >/dev/null || { echo "wrk is missing (run ../shared/bench/setup.sh)" >&2; exit 1; }
+    mkdir -p "$WORK/run/logs" "$WORK/run/tmp" "$WORK/run/conf"
+    for conf in nginx-upstream nginx-proxy; do
+        sed -e "s|@RUN@|$WORK/run|g" -e "s|@UPSTREAM_PORT@|18000|g" -e "s|@NGINX_PLAIN_PORT@|18001|g" \
+            "$BENCH/conf/$conf.conf" >"$WORK/run/conf/$conf.conf"
+    done
+    nginx -e "$WORK/run/logs/up.err" -c "$WORK/run/conf/nginx-upstream.conf" -g 'daemon off;' &
+    UPSTREAM_PID=$!
+    trap 'kill $UPSTREAM_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+    cat >"$WORK/tenants/bench.yaml" <<YAML
+hosts: [127.0.0.1]
+signup: {enabled: true}
+tokens: {algorithm: ES256, access_ttl: 1h}
+identity_headers: {X-User-Id: sub, X-User-Email: email, X-User-Roles: roles, X-User-Tenant: tenant}
+routes:
+  - {path: /api, upstream: "http://127.0.0.1:18000", require: public}
+  - {path: /auth-api, upstream: "http://127.0.0.1:18000", require: authenticated, strip_prefix: true}
+YAML
+    until curl -sf -o /dev/null http://127.0.0.1:18000/; do sleep 0.1; done
+    # One token from A's own login, valid for both builds (same data folder, keys and master key).
+    GATEHOUSE_THREADS=1 "$A" serve --config "$WORK/config/gatehouse.yaml" >/dev/null 2>"$WORK/serve.log" &
+    pid=$!
+    until curl -sf -o /dev/null http://127.0.0.1:18059/readyz; do sleep 0.1; done
+    curl -sf -o /dev/null -X POST http://127.0.0.1:18050/auth/signup -H 'Content-Type: application/json' \
+        -d '{"email":"ab@example.com","password":"bench-password-1"}'
+    TOKEN=$(curl -sf -X POST http://127.0.0.1:18050/auth/login -H 'Content-Type: application/json' \
+        -d '{"email":"ab@example.com","password":"bench-password-1"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+    kill -TERM "$pid"; wait "$pid" || true
+    ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+    # measure NAME PID URL [wrk args...]: 2 s warm-up, 10 s measured; prints req/s and the server's CPU µs per request.
+    measure() {
+        local name=$1 pid=$2 url=$3; shift 3
+        wrk -t1 -c64 -d2s "$@" "$url" >/dev/null
+        local before after out rps requests
+        before=$(ticks "$pid")
+        out=$(wrk -t1 -c64 -d10s "$@" "$url")
+        after=$(ticks "$pid")
+        rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+        requests=$(awk '/requests in/{print $1}' <<<"$out")
+        non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out")
+        printf '%s\t%s\t%.1f\t%s\n' "$name" "$rps" "$(echo "($after - $before) * 1000000 / $(getconf CLK_TCK) / $requests" | bc -l)" "${non2xx:-0}"
+    }
+    run_gateway() {  # run_gateway NAME BIN: one round of both routes on this build
+        GATEHOUSE_THREADS=1 "$2" serve --config "$WORK/config/gatehouse.yaml" >/dev/null 2>>"$WORK/serve.log" &
+        local gpid=$!
+        until curl -sf -o /dev/null http://127.0.0.1:18059/readyz; do sleep 0.05; done
+        measure "$1 public" "$gpid" http://127.0.0.1:18050/api/ok
+        measure "$1 es256" "$gpid" http://127.0.0.1:18050/auth-api/ok -H "Authorization: Bearer $TOKEN"
+        kill -TERM "$gpid"; wait "$gpid" || true
+    }
+    printf 'target\treq/s\tCPU µs/req\tnon-2xx\n'
+    for round in $(seq 1 "${ROUNDS:-2}"); do
+        nginx -e "$WORK/run/logs/px.err" -c "$WORK/run/conf/nginx-proxy.conf" -g 'daemon off;' &
+        npid=$!
+        until curl -sf -o /dev/null http://127.0.0.1:18001/api/ok; do sleep 0.05; done
+        # nginx's master forks one worker: that worker does the work.
+        wpid=$(pgrep -P "$npid" | head -1)
+        measure "nginx-plain" "$wpid" http://127.0.0.1:18001/api/ok
+        kill -QUIT "$npid"; wait "$npid" || true
+        run_gateway A "$A"
+        run_gateway B "$B"
+    done
+    ;;
 *)
-    echo "usage: scripts/bench.sh [proxy|startup|auth|flood]" >&2
+    echo "usage: scripts/bench.sh [proxy|startup|auth|flood|ab]" >&2
     exit 2
     ;;
 esac

@@ -172,8 +172,9 @@ public enum ForwardingHeaders {
     /// `a=1; gatehouse_session=x; b=2` becomes `a=1; b=2`; nil when nothing is left.
     static func removingSessionCookie(_ value: String) -> String? {
         guard value.contains(sessionCookieName) else { return value }
-        let kept = value.split(separator: ";").map { $0.drop(while: { $0 == " " }) }.filter { pair in
-            let name = pair.prefix(while: { $0 != "=" })
+        let kept = value.split(separator: ";").map { $0.drop(while: { $0 == " " || $0 == "\t" }) }.filter { pair in
+            var name = pair.prefix(while: { $0 != "=" })
+            while name.last == " " || name.last == "\t" { name = name.dropLast() }
             return name != sessionCookieName
         }
         return kept.isEmpty ? nil : kept.joined(separator: "; ")

@@ -43,6 +43,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var pipelined = CircularBuffer<HTTPServerRequestPart>()
     /// Close once the current response is out: the server is shutting down, or the client stopped sending.
     private var closeWhenIdle = false
+    /// The decoder failed on bytes after the queued parts: nothing more will arrive, so a queued request that lacks
+    /// its end is malformed and must never go upstream.
+    private var inputBroken = false
     /// A `read` held back because the upstream side cannot take more yet, or pipelined requests are waiting.
     private var readPending = false
     private var requestIDs = RequestIDGenerator()
@@ -138,13 +141,16 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         guard let parserError = error as? HTTPParserError else {
-            phase = .closed
+            // The phase stays as it is: `channelInactive` ends an exchange in progress (closes its upstream
+            // connection and logs it).
             context.close(promise: nil)
             return
         }
         // The decoder cannot resync after a parse error: no request after this point can be read.
         if !pipelined.isEmpty || isAwaitingResponse {
-            // The bad bytes follow a request still being answered: finish it (and any queued before them), then close.
+            // The bad bytes follow a request still being answered: finish it (and the complete ones queued before
+            // them), then close. A queued request without its end never starts (`takePipelinedRequests`).
+            inputBroken = true
             closeWhenIdle = true
             return
         }
@@ -228,6 +234,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             switch phase {
             case .closed, .tunnelling:
                 pipelined.removeAll()
+            case .idle where inputBroken && !queueHoldsCompleteRequest():
+                refuseBrokenRequest(context: context)
             default:
                 receive(pipelined.removeFirst(), context: context)
             }
@@ -235,6 +243,28 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         // What a read would have flushed at its end.
         if case .exchanging(let exchange) = phase { exchange.connection?.flush() }
         if pipelined.isEmpty { resumeClientReads() }
+    }
+
+    /// Whether the request at the front of the queue (its head, or, with `startingWithHead: false`, the parts after a
+    /// head already taken) is there up to its end.
+    private func queueHoldsCompleteRequest(startingWithHead: Bool = true) -> Bool {
+        for (index, part) in pipelined.enumerated() {
+            switch part {
+            case .end: return true
+            case .head: if index > 0 || !startingWithHead { return false }
+            case .body: continue
+            }
+        }
+        return false
+    }
+
+    /// A request cut short by bytes the decoder refused: 400 and close, before anything of it goes upstream (§6.6).
+    private func refuseBrokenRequest(context: ChannelHandlerContext) {
+        pipelined.removeAll()
+        phase = .closed
+        send(
+            ProblemResponse(.badRequest, "The request is not valid HTTP/1.1.", closeConnection: true), version: .http1_1,
+            requestID: requestIDs.next(), isHead: false, keepAlive: false, context: context, thenClose: true)
     }
 
     /// Whether the connection stays open after answering `head`: not when it is to close and nothing pipelined waits,
@@ -471,6 +501,10 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         promise.futureResult.assumeIsolated().whenSuccess { [self] answer in
             guard case .authenticating = phase, let context = self.context else { return }
             phase = .idle
+            if inputBroken && !queueHoldsCompleteRequest(startingWithHead: false) {
+                refuseBrokenRequest(context: context)
+                return
+            }
             startRequest(head, context: context, resumed: answer)
             takePipelinedRequests()
         }

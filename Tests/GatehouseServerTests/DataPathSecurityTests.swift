@@ -411,4 +411,46 @@ import Testing
             #expect(view.requests.first.map { String(decoding: $0.body, as: UTF8.self) } == "hello")
         }
     }
+
+    @Test func aClientResetMidBodyClosesTheUpstreamConnection() async throws {
+        try await Self.withGateway { gateway, recorder in
+            let port = gateway.port
+            try await offThread {
+                let connection = try RawConnection(port: port, receiveTimeout: 5)
+                try connection.send("POST /upload HTTP/1.1\r\nHost: acme.test\r\nX-Request-Id: reset-1\r\nContent-Length: 1000000\r\n\r\nsome")
+                Thread.sleep(forTimeInterval: 0.2)
+                connection.reset()
+            }
+            var open = 1
+            for _ in 0..<20 where open > 0 {
+                try await Task.sleep(for: .milliseconds(50))
+                open = recorder.openConnections(carrying: "reset-1")
+            }
+            #expect(open == 0, "the half-sent request's upstream connection is closed, not left waiting")
+            let next = try await Self.exchange(gateway, "GET /after-reset HTTP/1.1\r\nHost: acme.test\r\n\r\n")
+            #expect(next.status == 200)
+        }
+    }
+
+    @Test func aPipelinedRequestCutShortByABadChunkNeverGoesUpstream() async throws {
+        try await Self.withGateway { gateway, recorder in
+            let port = gateway.port
+            let (first, second, closed) = try await offThread {
+                let connection = try RawConnection(port: port, receiveTimeout: 5)
+                try connection.send(
+                    "GET /first HTTP/1.1\r\nHost: acme.test\r\nX-Request-Id: pipe-1\r\n\r\n"
+                        + "POST /second HTTP/1.1\r\nHost: acme.test\r\nX-Request-Id: pipe-2\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\nzz\r\n")
+                let first = try connection.readResponse()
+                let second = try connection.readResponse()
+                _ = connection.readUntilClosed()
+                return (first, second, connection.isClosedByPeer())
+            }
+            #expect(first.status == 200)
+            #expect(second.status == 400)
+            #expect(closed)
+            let view = recorder.view()
+            #expect(view.requests(withID: "pipe-1").count == 1)
+            #expect(view.requests(withID: "pipe-2").isEmpty, "the broken request never reaches the upstream")
+        }
+    }
 }

@@ -45,6 +45,17 @@ public final class RawConnection: @unchecked Sendable {
         }
     }
 
+    /// Aborts the connection with a TCP reset (RST) instead of a FIN, as a crashed or impatient client does.
+    /// The connection is unusable afterwards.
+    public func reset() {
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        // With a zero linger, close() sends the RST; the descriptor is kept (open on nothing) until deinit.
+        let placeholder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        dup2(placeholder, fd)
+        Glibc.close(placeholder)
+    }
+
     /// Shuts down the sending side (a TCP FIN), as a client does that has nothing more to say.
     public func finishSending() {
         shutdown(fd, Int32(SHUT_WR))
