@@ -403,18 +403,18 @@ public enum RoutePath {
     /// With `ignoringASCIICase`, `/api/admin` also matches `/API/Admin/x` (§6.8 `case_insensitive`).
     public static func isPrefix(_ prefix: String, of path: String, ignoringASCIICase: Bool = false) -> Bool {
         if prefix == "/" { return true }
-        let prefixBytes = prefix.utf8
-        let pathBytes = path.utf8
-        guard pathBytes.count >= prefixBytes.count else { return false }
-        var index = pathBytes.startIndex
-        for expected in prefixBytes {
-            let byte = pathBytes[index]
-            if byte != expected {
-                guard ignoringASCIICase, Self.foldASCII(byte) == Self.foldASCII(expected) else { return false }
+        guard path.utf8.count >= prefix.utf8.count else { return false }
+        // On contiguous bytes: this runs for every route of every request.
+        var prefix = prefix
+        var path = path
+        return prefix.withUTF8 { prefixBytes in
+            path.withUTF8 { pathBytes in
+                for index in 0..<prefixBytes.count where pathBytes[index] != prefixBytes[index] {
+                    guard ignoringASCIICase, Self.foldASCII(pathBytes[index]) == Self.foldASCII(prefixBytes[index]) else { return false }
+                }
+                return pathBytes.count == prefixBytes.count || pathBytes[prefixBytes.count] == UInt8(ascii: "/")
             }
-            index = pathBytes.index(after: index)
         }
-        return index == pathBytes.endIndex || pathBytes[index] == UInt8(ascii: "/")
     }
 
     @inline(__always)
