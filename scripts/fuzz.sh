@@ -3,6 +3,7 @@
 #
 #   scripts/fuzz.sh FuzzPathNormalizer 600      # ten minutes on the path normaliser
 #   scripts/fuzz.sh list                        # the targets
+#   FUZZ_NO_BUILD=1 scripts/fuzz.sh FuzzCredentials 600 &   # a second one beside it, without building again
 #
 # Targets: FuzzPathNormalizer, FuzzRequestHeaders, FuzzCredentials, FuzzRedirectTarget. The seed corpus in
 # Fuzzing/Corpus/TARGET is read, never written; what the run finds goes to fuzz-run/TARGET, and a crash or hang to
@@ -17,8 +18,12 @@ fi
 SECONDS_TO_RUN="${2:-60}"
 [ -d "$ROOT/Fuzzing/Sources/$TARGET" ] || { echo "no fuzz target '$TARGET' (scripts/fuzz.sh list)" >&2; exit 1; }
 cd "$ROOT/Fuzzing"
-swift build -c debug --product "$TARGET" --sanitize=fuzzer --sanitize=address \
-    -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp >&2
+# Builds every target at once: two builds in one build folder at the same time corrupt it, so run several
+# fuzzers side by side with FUZZ_NO_BUILD=1 after one build.
+if [ -z "${FUZZ_NO_BUILD:-}" ]; then
+    swift build -c debug --sanitize=fuzzer --sanitize=address \
+        -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp >&2
+fi
 mkdir -p "$ROOT/fuzz-run/$TARGET"
 exec "$ROOT/Fuzzing/.build/debug/$TARGET" "$ROOT/fuzz-run/$TARGET" "$ROOT/Fuzzing/Corpus/$TARGET" \
     -max_total_time="$SECONDS_TO_RUN" -timeout=5 -rss_limit_mb=4096 -artifact_prefix="$ROOT/fuzz-run/$TARGET-" -print_final_stats=1

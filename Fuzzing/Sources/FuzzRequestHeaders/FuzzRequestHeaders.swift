@@ -8,10 +8,16 @@ import NIOHTTP1
 public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    // Only what NIO's HTTP/1 decoder can deliver: token names, values without control characters but tab.
     var headers = HTTPHeaders()
     for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
         guard let colon = line.firstIndex(of: ":") else { continue }
-        headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...]))
+        let name = line[..<colon]
+        let value = line[line.index(after: colon)...]
+        guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte), value.utf8.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
+            continue
+        }
+        headers.add(name: String(name), value: String(value))
     }
     let facts = RequestHeaderFacts(headers)
     _ = facts.acceptsHTML
@@ -39,4 +45,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         precondition(folded != "http2-settings" && (folded != "upgrade" || facts.requestsWebSocket), "an upgrade survived: \(name)")
     }
     return 0
+}
+
+private func isTokenByte(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"): return true
+    default: return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+    }
 }
