@@ -28,7 +28,7 @@ let package = Package(
         // Parsing and validation of config/gatehouse.yaml and tenants/*.yaml.
         .target(
             name: "GatehouseConfiguration",
-            dependencies: [.product(name: "Yams", package: "Yams")]
+            dependencies: ["GatehouseTokens", .product(name: "Yams", package: "Yams")]
         ),
         // System libraries: argon2id (Debian libargon2-dev) and libxcrypt's bcrypt (libcrypt-dev).
         .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),

@@ -1,3 +1,4 @@
+import GatehouseTokens
 import Yams
 
 /// One tenant, `tenants/<id>.yaml` (§2). The file name is the tenant id.
@@ -45,7 +46,7 @@ public struct TenantConfiguration: Sendable {
     /// A header the gateway owns: stripped from every inbound request and filled from a claim.
     public struct IdentityHeader: Sendable, Hashable {
         public var name: String
-        public var claim: String
+        public var claim: AccessTokenClaim
     }
 
     public var id: String
@@ -65,15 +66,13 @@ public struct TenantConfiguration: Sendable {
     public var routes: [RouteConfiguration] = []
 
     public static let defaultIdentityHeaders = [
-        IdentityHeader(name: "X-User-Id", claim: "sub"),
-        IdentityHeader(name: "X-User-Email", claim: "email"),
-        IdentityHeader(name: "X-User-Name", claim: "name"),
-        IdentityHeader(name: "X-User-Roles", claim: "roles"),
-        IdentityHeader(name: "X-Tenant-Id", claim: "tenant"),
+        IdentityHeader(name: "X-User-Id", claim: .sub),
+        IdentityHeader(name: "X-User-Email", claim: .email),
+        IdentityHeader(name: "X-User-Name", claim: .name),
+        IdentityHeader(name: "X-User-Roles", claim: .roles),
+        IdentityHeader(name: "X-Tenant-Id", claim: .tenant),
     ]
 
-    /// Claims of an access token that can feed an identity header.
-    public static let headerClaims: Set<String> = ["sub", "email", "name", "roles", "tenant", "sid", "iss", "aud", "jti"]
 
     static let allowedKeys = [
         "hosts", "issuer", "audience", "signup", "password", "tokens", "lockout", "session", "branding",
@@ -276,10 +275,12 @@ extension TenantConfiguration {
             } else if ["authorization", "cookie", "host", "content-length", "transfer-encoding", "connection"].contains(name.lowercased()) {
                 reader.error(at: keyNode, "'identity_headers': '\(name)' cannot be an identity header")
             }
-            if !headerClaims.contains(claim) {
-                reader.error(at: value, "'identity_headers': claim '\(claim)' is not one of \(headerClaims.sorted().joined(separator: ", "))")
+            guard let known = AccessTokenClaim(rawValue: claim) else {
+                let names = AccessTokenClaim.allCases.map(\.rawValue).joined(separator: ", ")
+                reader.error(at: value, "'identity_headers': claim '\(claim)' is not one of \(names)")
+                continue
             }
-            headers.append(IdentityHeader(name: name, claim: claim))
+            headers.append(IdentityHeader(name: name, claim: known))
         }
         return headers
     }

@@ -143,8 +143,9 @@ struct AuthEndpoints: Sendable {
 
     /// RFC 6749 §4.3 and §6, with §5.2 error bodies.
     private func token(_ request: EndpointRequest, _ tenant: TenantConfiguration) async -> EndpointResponse {
+        // RFC 6749 §5.2: a request the server cannot use is 400 invalid_request, whatever is wrong with it.
         guard Self.mediaType(request.headers) == "application/x-www-form-urlencoded" else {
-            return Self.oauthError(.unsupportedMediaType, "invalid_request", "The body must be application/x-www-form-urlencoded.")
+            return Self.oauthError(.badRequest, "invalid_request", "The body must be application/x-www-form-urlencoded.")
         }
         guard let form = FormBody.parse(request.body) else {
             return Self.oauthError(.badRequest, "invalid_request", "The body is not a valid form, or repeats a parameter.")
@@ -237,7 +238,7 @@ struct AuthEndpoints: Sendable {
             "subject_types_supported": ["public"],
             "token_endpoint_auth_methods_supported": ["none"],
             "id_token_signing_alg_values_supported": [tenant.tokens.algorithm.rawValue],
-            "claims_supported": ["iss", "aud", "sub", "email", "name", "roles", "tenant", "sid", "iat", "exp", "jti"],
+            "claims_supported": AccessTokenClaim.allCases.map(\.rawValue),
         ]
         let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return EndpointResponse(.ok, json: String(decoding: data, as: UTF8.self), headers: [("Cache-Control", "public, max-age=300")])

@@ -85,7 +85,8 @@ struct BrowserEndpoints: Sendable {
         }
     }
 
-    /// Creates the account, then sends the browser to the login form (with `rd` kept) to sign in with it.
+    /// Creates the account and signs the new user in (§7): the session cookie, and 303 to `rd`. Should the session
+    /// not start (the store failing between the two steps), the account exists and the login form says so.
     func signUp(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
         guard let form = FormBody.parse(request.body) else { return unreadableForm(.signup, request, tenant) }
         var model = BrowserPages.Model()
@@ -96,8 +97,14 @@ struct BrowserEndpoints: Sendable {
         let status: HTTPResponseStatus
         do {
             let name = model.name.isEmpty ? nil : model.name
-            _ = try await identity.signUp(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "", name: name)
-            return Self.seeOther("/auth/login?created=1&rd=" + BrowserPages.queryEscaped(model.redirectTarget))
+            let user = try await identity.signUp(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "", name: name)
+            guard let grant = try? await identity.startSession(tenant: tenant.configuration, user: user) else {
+                return Self.seeOther("/auth/login?created=1&rd=" + BrowserPages.queryEscaped(model.redirectTarget))
+            }
+            let maxAge = grant.session.record.expiresAt - grant.session.record.createdAt
+            var response = Self.seeOther(model.redirectTarget)
+            response.headers.append(("Set-Cookie", BrowserCookie.setSession(grant.cookieValue, maxAge: maxAge, secure: request.isSecure)))
+            return response
         } catch IdentityError.invalidEmail {
             model.emailError = "Enter an email address like name@example.com."
             status = .unprocessableEntity

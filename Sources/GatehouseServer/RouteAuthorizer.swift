@@ -29,29 +29,41 @@ struct RouteAuthorizer: Sendable {
     }
 
     /// Applies the route's requirement to who the request turned out to be (from a bearer token or a session).
+    ///
+    /// Exhaustive over the requirement, with no default: a new kind of requirement does not compile until it has
+    /// a decision here, and every outcome other than a valid identity that meets it is a denial.
     func authorize(_ outcome: Authentication, tenant: Tenant, route: Route) -> AuthorizationDecision {
-        switch (route.requirement, outcome) {
-        case (.public, .valid(let claims)):
-            return .allow(identityHeaders: forwardedIdentity(claims, tenant: tenant, route: route))
-        case (.public, _):
+        switch route.requirement {
+        case .public:
             // An invalid token on a public route is ignored: the request goes on anonymously.
-            return .allow(identityHeaders: [])
-        case (_, .valid(let claims)):
-            if case .anyRole(let roles) = route.requirement, !claims.roles.contains(where: roles.contains) {
-                return .deny(
-                    ProblemResponse(
-                        .forbidden, "This route requires one of the roles: \(roles.joined(separator: ", ")).",
-                        headers: [("WWW-Authenticate", Self.challenge(tenant, error: "insufficient_scope"))]))
-            }
+            guard case .valid(let claims) = outcome else { return .allow(identityHeaders: []) }
             return .allow(identityHeaders: forwardedIdentity(claims, tenant: tenant, route: route))
-        case (_, .anonymous):
-            return .deny(
-                ProblemResponse(
-                    .unauthorized, "This route requires authentication: send Authorization: Bearer <access token>.",
-                    headers: [("WWW-Authenticate", Self.challenge(tenant, error: nil))]))
-        case (_, .invalid(let rejection)):
-            return .deny(Self.invalidToken(rejection, tenant: tenant))
+        case .authenticated:
+            switch outcome {
+            case .valid(let claims): return .allow(identityHeaders: forwardedIdentity(claims, tenant: tenant, route: route))
+            case .anonymous: return .deny(Self.authenticationRequired(tenant))
+            case .invalid(let rejection): return .deny(Self.invalidToken(rejection, tenant: tenant))
+            }
+        case .anyRole(let roles):
+            switch outcome {
+            case .valid(let claims):
+                guard claims.roles.contains(where: roles.contains) else {
+                    return .deny(
+                        ProblemResponse(
+                            .forbidden, "This route requires one of the roles: \(roles.joined(separator: ", ")).",
+                            headers: [("WWW-Authenticate", Self.challenge(tenant, error: "insufficient_scope"))]))
+                }
+                return .allow(identityHeaders: forwardedIdentity(claims, tenant: tenant, route: route))
+            case .anonymous: return .deny(Self.authenticationRequired(tenant))
+            case .invalid(let rejection): return .deny(Self.invalidToken(rejection, tenant: tenant))
+            }
         }
+    }
+
+    static func authenticationRequired(_ tenant: Tenant) -> ProblemResponse {
+        ProblemResponse(
+            .unauthorized, "This route requires authentication: send Authorization: Bearer <access token>.",
+            headers: [("WWW-Authenticate", challenge(tenant, error: nil))])
     }
 
     /// Who the request's bearer token says the caller is.
@@ -95,8 +107,7 @@ struct RouteAuthorizer: Sendable {
         var headers: [(String, String)] = []
         headers.reserveCapacity(tenant.configuration.identityHeaders.count + 1)
         for header in tenant.configuration.identityHeaders {
-            guard let value = claims.value(of: header.claim) else { continue }
-            headers.append((header.name, Self.headerSafe(value)))
+            headers.append((header.name, Self.headerSafe(claims.value(of: header.claim))))
         }
         if route.configuration.identityAssertion, let assertion = identityAssertion(claims, tenant: tenant, route: route) {
             headers.append(("X-Identity-Assertion", assertion))

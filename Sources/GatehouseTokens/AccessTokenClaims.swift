@@ -1,5 +1,12 @@
 import Foundation
 
+/// Every claim a Gatehouse access token carries: the one catalogue that tenant files (`identity_headers`), header
+/// injection and the discovery document (`claims_supported`) all use, so a claim cannot be accepted by one and
+/// missing in another.
+public enum AccessTokenClaim: String, CaseIterable, Sendable, Hashable {
+    case iss, aud, sub, email, name, roles, tenant, sid, iat, exp, jti
+}
+
 /// The claims of a Gatehouse access token (§5).
 public struct AccessTokenClaims: Sendable, Codable, Hashable {
     public var iss: String
@@ -72,18 +79,21 @@ public struct AccessTokenClaims: Sendable, Codable, Hashable {
         try container.encode(jti, forKey: .jti)
     }
 
-    /// The value of a claim by name, as identity headers ask for it; lists are joined with ",".
-    public func value(of claim: String) -> String? {
+    /// The value of a claim, as identity headers carry it; lists are joined with ",". Exhaustive: a claim added to
+    /// the catalogue does not compile until it has a value here.
+    public func value(of claim: AccessTokenClaim) -> String {
         switch claim {
-        case "sub": return sub
-        case "email": return email
-        case "name": return name
-        case "roles": return roles.joined(separator: ",")
-        case "tenant": return tenant
-        case "sid": return sid
-        case "iss": return iss
-        case "jti": return jti
-        default: return nil
+        case .iss: return iss
+        case .aud: return aud.joined(separator: ",")
+        case .sub: return sub
+        case .email: return email
+        case .name: return name
+        case .roles: return roles.joined(separator: ",")
+        case .tenant: return tenant
+        case .sid: return sid
+        case .iat: return String(iat)
+        case .exp: return String(exp)
+        case .jti: return jti
         }
     }
 }

@@ -7,6 +7,43 @@ public enum CompactJWS {
         var alg: String
         var kid: String?
         var typ: String?
+        /// Whether the header has a member that changes how a token must be read or whose key it names (§5): `crit`
+        /// (extensions the recipient must understand), `b64` (RFC 7797 unencoded payloads), and `jku`, `jwk`,
+        /// `x5u`, `x5c` (keys chosen by the token itself). Gatehouse supports none of them, so such a token is
+        /// refused rather than read as if they were absent.
+        var hasForbiddenMember = false
+
+        static let forbiddenMembers: Set<String> = ["crit", "b64", "jku", "jwk", "x5u", "x5c"]
+
+        init(alg: String, kid: String?, typ: String?) {
+            self.alg = alg
+            self.kid = kid
+            self.typ = typ
+        }
+
+        private enum CodingKeys: String, CodingKey { case alg, kid, typ }
+
+        private struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            alg = try container.decode(String.self, forKey: .alg)
+            kid = try container.decodeIfPresent(String.self, forKey: .kid)
+            typ = try container.decodeIfPresent(String.self, forKey: .typ)
+            hasForbiddenMember = try decoder.container(keyedBy: AnyKey.self).allKeys.contains { Self.forbiddenMembers.contains($0.stringValue) }
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(alg, forKey: .alg)
+            try container.encodeIfPresent(kid, forKey: .kid)
+            try container.encodeIfPresent(typ, forKey: .typ)
+        }
     }
 
     /// A token split into its parts; nothing is verified yet.

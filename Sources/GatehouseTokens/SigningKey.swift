@@ -73,7 +73,7 @@ public struct SigningKey: Sendable {
 
     public func sign(_ data: Data) throws -> Data {
         switch material {
-        case .es256(let key): return try key.signature(for: data).rawRepresentation
+        case .es256(let key): return ECDSALowS.normalize(try key.signature(for: data).rawRepresentation)
         case .edDSA(let key): return try key.signature(for: data)
         case .rs256(let key): return try key.signature(for: data, padding: .insecurePKCS1v1_5).rawRepresentation
         case .hs256(let key): return Data(HMAC<SHA256>.authenticationCode(for: data, using: key))
@@ -121,7 +121,7 @@ public struct VerificationKey: Sendable {
     public func isValidSignature(_ signature: Data, for data: Data) -> Bool {
         switch key {
         case .es256(let key):
-            guard let parsed = try? P256.Signing.ECDSASignature(rawRepresentation: signature) else { return false }
+            guard ECDSALowS.isLowS(signature), let parsed = try? P256.Signing.ECDSASignature(rawRepresentation: signature) else { return false }
             return key.isValidSignature(parsed, for: data)
         case .edDSA(let key):
             return key.isValidSignature(signature, for: data)

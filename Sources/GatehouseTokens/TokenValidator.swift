@@ -4,6 +4,8 @@ import Foundation
 /// for logs and problem details and never echoes the token.
 public enum TokenRejection: Error, Sendable, Equatable, CustomStringConvertible {
     case malformed
+    /// The header uses `crit`, `b64`, `jku`, `jwk`, `x5u` or `x5c` (§5).
+    case unsupportedHeader
     case unknownKey
     case algorithmMismatch
     case badSignature
@@ -17,6 +19,7 @@ public enum TokenRejection: Error, Sendable, Equatable, CustomStringConvertible 
     public var description: String {
         switch self {
         case .malformed: return "The access token is malformed."
+        case .unsupportedHeader: return "The access token's header uses crit, b64, jku, jwk, x5u or x5c, which Gatehouse does not accept."
         case .unknownKey: return "The access token is not signed by a key of this tenant."
         case .algorithmMismatch: return "The access token's algorithm does not match its key."
         case .badSignature: return "The access token's signature is invalid."
@@ -84,6 +87,7 @@ public struct TokenValidator: Sendable {
 
     private func verify(_ token: String, for expected: TokenExpectations, now: Int64) -> Result<AccessTokenClaims, TokenRejection> {
         guard let parts = CompactJWS.split(token) else { return .failure(.malformed) }
+        guard !parts.header.hasForbiddenMember else { return .failure(.unsupportedHeader) }
         // The key is found by kid alone, and its algorithm decides: `none`, or HS256 with a public key, never verify.
         guard let kid = parts.header.kid, Self.isPlausibleKid(kid), let key = keys.ring(for: expected.tenant).verificationKeys[kid] else {
             return .failure(.unknownKey)

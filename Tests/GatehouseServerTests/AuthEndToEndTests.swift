@@ -193,7 +193,13 @@ import Testing
                 #expect(response.status == status, "\(body)")
                 #expect(response.json["error"] as? String == error, "\(body): \(response.text)")
             }
-            #expect(try await gateway.post("/auth/token", #"{"grant_type":"password"}"#).status == 415)
+            // RFC 6749 §5.2: whatever is wrong with the request, it is 400 invalid_request (never 415).
+            let json = try await gateway.post("/auth/token", #"{"grant_type":"password"}"#)
+            #expect(json.status == 400)
+            #expect(json.json["error"] as? String == "invalid_request")
+            let empty = try await requestOffThread(port: gateway.port, "/auth/token", method: "POST", host: "acme.test", body: "")
+            #expect(empty.status == 400)
+            #expect(empty.json["error"] as? String == "invalid_request")
         }
     }
 

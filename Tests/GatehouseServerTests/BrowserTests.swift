@@ -50,9 +50,14 @@ struct BrowserTests {
                 try await browser.type("correct horse battery", into: "#password")
                 try await browser.click("button[type=submit]")
 
-                let created = try await browser.waitForURL { $0.path == "/auth/login" && ($0.query ?? "").contains("created=1") }
-                #expect(created.query?.contains("rd=/app/dashboard%3Ftab%3D2") == true)
-                #expect(try await browser.text(".notice") == "Your account is ready. Sign in to continue.")
+                // Signing up signs in (§7) and goes on to the page that asked.
+                let arrived = try await browser.waitForURL { $0.path == "/app/dashboard" }
+                #expect(arrived.query == "tab=2")
+                try await browser.open(origin + "/auth/logout")
+                try await browser.click("button[type=submit]")
+                _ = try await browser.waitForURL { $0.path == "/auth/login" && $0.query == "signed_out=1" }
+                try await browser.open(origin + "/app/dashboard?tab=2")
+                _ = try await browser.waitForURL { $0.path == "/auth/login" }
                 try await browser.type("ann@example.com", into: "#email")
                 try await browser.type("not the password", into: "#password")
                 try await browser.click("button[type=submit]")

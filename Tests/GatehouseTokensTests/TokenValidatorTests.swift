@@ -140,6 +140,50 @@ import Testing
         }
         #expect(cache.count <= 3)
     }
+    @Test(arguments: [
+        #""crit":["exp"]"#, #""crit":["b64"],"b64":false"#, #""b64":false"#, #""jku":"https://evil.test/jwks.json""#,
+        #""jwk":{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}"#, #""x5u":"https://evil.test/cert.pem""#, #""x5c":["MIIB"]"#,
+    ])
+    func headersThatChangeHowATokenIsReadAreRefused(member: String) throws {
+        let key = try SigningKey.generate(.es256)
+        let token = try forged(header: #"{"alg":"ES256","kid":"\#(key.kid)","typ":"at+jwt",\#(member)}"#, payload: claims()) { input in
+            try! key.sign(input)
+        }
+        #expect(makeValidator(key).validate(token, for: expectations, now: now) == .failure(.unsupportedHeader), "\(member)")
+    }
+
+    @Test func onlyTheLowSFormOfAnECDSASignatureVerifies() throws {
+        let key = try SigningKey.generate(.es256)
+        let validator = makeValidator(key)
+        for index in 0..<64 {
+            var payload = claims()
+            payload.jti = "jti-\(index)"
+            let token = try CompactJWS.sign(payload, with: key, type: "at+jwt")
+            let pieces = token.split(separator: ".")
+            let signature = try #require(Base64URL.decode(pieces[2]))
+            #expect(ECDSALowS.isLowS(signature), "Gatehouse signs low-S only")
+            #expect(try validator.validate(token, for: expectations, now: now).get().jti == "jti-\(index)")
+            // The same signature with s replaced by n - s is mathematically valid, and must be refused.
+            let flipped = ECDSALowS.complement(signature)
+            #expect(!ECDSALowS.isLowS(flipped))
+            guard case .es256(let publicKey) = key.verificationKey.key else { return }
+            let raw = try P256.Signing.ECDSASignature(rawRepresentation: flipped)
+            #expect(publicKey.isValidSignature(raw, for: Data((pieces[0] + "." + pieces[1]).utf8)), "the high-S copy is a valid ECDSA signature")
+            let highS = pieces[0] + "." + pieces[1] + "." + Base64URL.encode(flipped)
+            #expect(validator.validate(highS, for: expectations, now: now) == .failure(.badSignature))
+            #expect(ECDSALowS.normalize(flipped) == signature, "normalising gives the signature back")
+        }
+    }
+
+    @Test func everyClaimOfTheCatalogueHasAValue() {
+        let token = claims()
+        for claim in AccessTokenClaim.allCases {
+            #expect(!token.value(of: claim).isEmpty, "\(claim)")
+        }
+        #expect(token.value(of: .aud) == "acme")
+        #expect(token.value(of: .exp) == String(now + 900))
+    }
+
 }
 
 @Suite struct KeyMaterialTests {
