@@ -173,8 +173,8 @@ extension TenantConfiguration {
     }
 
     static func roles(_ list: [(value: String, node: Node)], field: String, _ reader: ConfigurationReader) -> [String] {
-        for (role, item) in list where role.isEmpty || !role.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) }) {
-            reader.error(at: item, "'\(field)': '\(role)' is not a role name (letters, digits, - _ . :)")
+        for (role, item) in list where !RoleName.isValid(role) {
+            reader.error(at: item, "'\(field)': \(RoleName.problem(role))")
         }
         return list.map(\.value)
     }

@@ -17,6 +17,8 @@ public enum IdentityError: Error, Equatable, Sendable {
     case invalidRefreshToken
     case overloaded
     case unknownUser
+    /// A role name outside `[A-Za-z0-9_.:-]{1,64}` (§5).
+    case invalidRole(String)
 }
 
 /// The token response of §4.
@@ -79,7 +81,13 @@ public final class IdentityService: Sendable {
     }
 
     /// Adds a user regardless of the signup settings (the `users add` command).
+    /// Refuses a role name outside §5's alphabet, the same check the tenant parser makes.
+    public static func checkRoles(_ roles: [String]) throws {
+        if let bad = roles.first(where: { !RoleName.isValid($0) }) { throw IdentityError.invalidRole(bad) }
+    }
+
     public func addUser(tenant: TenantConfiguration, email: String, password: String, name: String, roles: [String]) async throws -> UserRecord {
+        try Self.checkRoles(roles)
         guard Self.domain(ofEmail: email) != nil else { throw IdentityError.invalidEmail }
         try Self.checkPassword(password, tenant: tenant)
         let user = UserRecord(
@@ -184,6 +192,7 @@ public final class IdentityService: Sendable {
     }
 
     public func setRoles(tenant: TenantConfiguration, email: String, roles: [String]) async throws {
+        try Self.checkRoles(roles)
         guard var user = try await store.user(tenant: tenant.id, email: email) else { throw IdentityError.unknownUser }
         user.roles = roles
         try await store.updateUser(user)

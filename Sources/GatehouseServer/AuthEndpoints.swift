@@ -270,6 +270,7 @@ struct AuthEndpoints: Sendable {
         case .overloaded:
             return ProblemResponse(.serviceUnavailable, "Too many logins in progress; try again shortly.", headers: [("Retry-After", "1")])
         case .unknownUser: return RouteAuthorizer.invalidToken(.revoked, tenant: tenant)
+        case .invalidRole(let role): return ProblemResponse(.unprocessableEntity, RoleName.problem(role))
         }
     }
 

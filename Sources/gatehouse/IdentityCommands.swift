@@ -134,6 +134,8 @@ struct Users: AsyncParsableCommand {
                     switch ImportedUser.parse(line) {
                     case .failure(let message):
                         problems.append("\(file):\(index + 1): \(message)")
+                    case .success(let entry) where !(entry.roles ?? []).allSatisfy(RoleName.isValid):
+                        problems.append("\(file):\(index + 1): \(RoleName.problem((entry.roles ?? []).first { !RoleName.isValid($0) } ?? ""))")
                     case .success(let entry):
                         let user = UserRecord(
                             tenant: tenant.id, email: entry.email, name: entry.name, roles: entry.roles ?? tenant.signup.defaultRoles,
@@ -161,6 +163,7 @@ struct Users: AsyncParsableCommand {
         case .passwordTooLong: return "the password must be at most \(IdentityService.maximumPasswordBytes) bytes"
         case .emailTaken: return "a user with this email already exists in \(tenant.id)"
         case .unknownUser: return "no such user in \(tenant.id)"
+        case .invalidRole(let role): return RoleName.problem(role)
         default: return "\(error)"
         }
     }

@@ -53,6 +53,12 @@ import Testing
 
         let roles = try run(gatehouseBinary, ["users", "set-roles"] + config + ["--email", "legacy@acme.test", "--role", "admin", "--role", "billing"])
         #expect(roles.status == 0)
+        // A role name that would read as two in X-User-Roles, or carries a blank or a control character: exit 1.
+        for bad in ["user,admin", "has space", "tab\there", "", String(repeating: "r", count: 65)] {
+            let refused = try run(gatehouseBinary, ["users", "set-roles"] + config + ["--email", "legacy@acme.test", "--role", bad])
+            #expect(refused.status == 1, "\(bad.debugDescription)")
+            #expect(refused.error.contains("is not a role name"), "\(refused.error)")
+        }
         let withRoles = try await logIn(gateway.port, "legacy@acme.test", "U*U")
         let token = try #require(withRoles.json["access_token"] as? String)
         let payload = try #require(Data(base64Encoded: base64(token.split(separator: ".")[1])))

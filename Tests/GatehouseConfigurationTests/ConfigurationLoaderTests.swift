@@ -142,6 +142,17 @@ import Testing
         #expect(badTenant.problems().contains { $0.hasPrefix("acme.yaml:3: 'case_insensitive'") }, "\(badTenant.problems())")
     }
 
+    @Test func roleNamesFollowOneRule() throws {
+        let tenant = "hosts: [acme.test]\nsignup:\n  default_roles: [user, \"has space\"]\nroutes:\n  - {path: /a, upstream: \"http://127.0.0.1:1\", require: {roles: [\"a,b\"]}}\n"
+        let fixture = try ConfigurationFixture(tenants: ["acme": tenant])
+        defer { fixture.remove() }
+        let problems = fixture.problems()
+        #expect(problems.contains { $0.hasPrefix("acme.yaml:3: 'signup.default_roles': \"has space\" is not a role name") }, "\(problems)")
+        #expect(problems.contains { $0.hasPrefix("acme.yaml:5: 'require.roles': \"a,b\" is not a role name") }, "\(problems)")
+        #expect(RoleName.isValid("billing:read-only_2.0"))
+        #expect(!RoleName.isValid("caf\u{e9}"))
+    }
+
     @Test func routeRequirementsParse() throws {
         let tenant = """
             hosts: [acme.test]
