@@ -106,27 +106,35 @@ public final class IdentityService: Sendable {
     /// user fail alike, after the same work. A hash made under older parameters is replaced.
     func verifiedUser(tenant: TenantConfiguration, email: String, password: String) async throws -> UserRecord {
         let emailKey = UserRecord.emailKey(email)
-        let now = Self.now()
-        let window = Int64(tenant.lockout.window.components.seconds)
-        let failures = try await store.loginFailures(tenant: tenant.id, emailKey: emailKey, since: now - window)
-        if failures.count >= tenant.lockout.maxFailures, let oldest = failures.first {
-            throw IdentityError.lockedOut(retryAfter: Int(max(1, oldest + window - now)))
-        }
+        // The attempt is counted before the password is checked, atomically in the store (§5).
+        try await reserveAttempt(tenant: tenant, emailKey: emailKey)
         let user = try await store.user(tenant: tenant.id, email: email)
         let passwordTooLong = password.utf8.count > Self.maximumPasswordBytes
         let stored = user?.passwordHash ?? decoyHash
         let verification = passwordTooLong ? .mismatch : try await verifyOnPool(password, against: stored)
         guard var user, !user.disabled, verification != .mismatch else {
-            // The failure that reaches the limit still answers 401; the attempts after it get 429.
-            _ = try await store.recordLoginFailure(tenant: tenant.id, emailKey: emailKey, at: now, windowStart: now - window)
+            // The reservation stays as the failure. The one that reaches the limit still answers 401; the attempts
+            // after it get 429 without a hash.
             throw IdentityError.invalidCredentials
         }
-        if !failures.isEmpty { try await store.clearLoginFailures(tenant: tenant.id, emailKey: emailKey) }
+        try await store.clearLoginFailures(tenant: tenant.id, emailKey: emailKey)
         if verification == .matchNeedsRehash {
             user.passwordHash = try await hashOnPool(password)
             try await store.updateUser(user)
         }
         return user
+    }
+
+    /// Reserves a password check for this address, or throws ``IdentityError/lockedOut(retryAfter:)`` when the
+    /// window already holds `max_failures` failures.
+    func reserveAttempt(tenant: TenantConfiguration, emailKey: String) async throws {
+        let now = Self.now()
+        let window = Int64(tenant.lockout.window.components.seconds)
+        let reservation = try await store.reserveLoginAttempt(
+            tenant: tenant.id, emailKey: emailKey, at: now, windowStart: now - window, limit: tenant.lockout.maxFailures)
+        if case .full(let oldest) = reservation {
+            throw IdentityError.lockedOut(retryAfter: Int(max(1, oldest + window - now)))
+        }
     }
 
     /// Spends a refresh token for a new pair. A spent token presented again revokes its whole login.
@@ -171,9 +179,13 @@ public final class IdentityService: Sendable {
     /// Changes the password and revokes every other login of the user.
     public func changePassword(tenant: TenantConfiguration, claims: AccessTokenClaims, current: String, new: String) async throws {
         var user = try await user(tenant: tenant, claims: claims)
+        // A wrong current password counts like a failed login (§5): a stolen token is no password oracle.
+        let emailKey = UserRecord.emailKey(user.email)
+        try await reserveAttempt(tenant: tenant, emailKey: emailKey)
         guard current.utf8.count <= Self.maximumPasswordBytes, try await verifyOnPool(current, against: user.passwordHash) != .mismatch else {
             throw IdentityError.invalidCredentials
         }
+        try await store.clearLoginFailures(tenant: tenant.id, emailKey: emailKey)
         try Self.checkPassword(new, tenant: tenant)
         user.passwordHash = try await hashOnPool(new)
         try await store.updateUser(user)

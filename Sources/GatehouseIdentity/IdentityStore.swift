@@ -26,8 +26,12 @@ public protocol IdentityStore: Sendable {
     /// Revocations recorded after `id` that still matter at `now`, in order.
     func revocations(after id: Int64, now: Int64) async throws -> [RevocationRecord]
 
-    /// Records a failed login and returns the failures within the window that ends now, oldest first.
-    func recordLoginFailure(tenant: String, emailKey: String, at: Int64, windowStart: Int64) async throws -> [Int64]
+    /// Reserves one password check for (tenant, emailKey) before it is made (§5): atomically, and across every
+    /// process sharing the store, forgets failures older than `windowStart` and records this attempt as a failure
+    /// unless `limit` are recorded already. A check that then succeeds clears them (``clearLoginFailures``); one
+    /// that fails leaves its reservation standing. However many attempts arrive at once, at most `limit` are
+    /// evaluated per window.
+    func reserveLoginAttempt(tenant: String, emailKey: String, at: Int64, windowStart: Int64, limit: Int) async throws -> LoginAttemptReservation
     func loginFailures(tenant: String, emailKey: String, since: Int64) async throws -> [Int64]
     func clearLoginFailures(tenant: String, emailKey: String) async throws
 
@@ -45,4 +49,12 @@ public protocol IdentityStore: Sendable {
     /// Makes `key` the tenant's active key. When `onlyIfNoneActive`, does nothing if another replica got there
     /// first (returns false); otherwise retires the active key, which verifies until `previousVerifiesUntil`.
     func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64) async throws -> Bool
+}
+
+/// The store's answer to ``IdentityStore/reserveLoginAttempt(tenant:emailKey:at:windowStart:limit:)``.
+public enum LoginAttemptReservation: Sendable, Equatable {
+    /// The attempt may check the password.
+    case reserved
+    /// The window is full; the oldest failure in it is at `oldest` (for `Retry-After`).
+    case full(oldest: Int64)
 }

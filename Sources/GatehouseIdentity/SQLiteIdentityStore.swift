@@ -214,12 +214,26 @@ public final class SQLiteIdentityStore: IdentityStore {
 
     // MARK: Lockout
 
-    public func recordLoginFailure(tenant: String, emailKey: String, at: Int64, windowStart: Int64) async throws -> [Int64] {
-        try await pool.write { db in
-            try db.execute(sql: "DELETE FROM login_failures WHERE tenant = ? AND email_key = ? AND at < ?", arguments: [tenant, emailKey, windowStart])
-            try db.execute(sql: "INSERT INTO login_failures (tenant, email_key, at) VALUES (?, ?, ?)", arguments: [tenant, emailKey, at])
-            return try Int64.fetchAll(
-                db, sql: "SELECT at FROM login_failures WHERE tenant = ? AND email_key = ? ORDER BY at", arguments: [tenant, emailKey])
+    public func reserveLoginAttempt(tenant: String, emailKey: String, at: Int64, windowStart: Int64, limit: Int) async throws
+        -> LoginAttemptReservation
+    {
+        // BEGIN IMMEDIATE: the count and the insert happen under the write lock, so two processes sharing the file
+        // cannot both see room for one more.
+        try await pool.writeWithoutTransaction { db in
+            var reservation = LoginAttemptReservation.reserved
+            try db.inTransaction(.immediate) {
+                try db.execute(
+                    sql: "DELETE FROM login_failures WHERE tenant = ? AND email_key = ? AND at < ?", arguments: [tenant, emailKey, windowStart])
+                let recorded = try Int64.fetchAll(
+                    db, sql: "SELECT at FROM login_failures WHERE tenant = ? AND email_key = ? ORDER BY at", arguments: [tenant, emailKey])
+                if recorded.count >= limit {
+                    reservation = .full(oldest: recorded.first ?? at)
+                } else {
+                    try db.execute(sql: "INSERT INTO login_failures (tenant, email_key, at) VALUES (?, ?, ?)", arguments: [tenant, emailKey, at])
+                }
+                return .commit
+            }
+            return reservation
         }
     }
 

@@ -225,6 +225,50 @@ import Testing
         }
     }
 
+    /// 59 wrong passwords at once against `max_failures: 3`: the attempt is reserved in the store before the hash,
+    /// so at most 3 are ever evaluated, and the right password after the burst is locked out too.
+    @Test func aBurstOfWrongPasswordsGetsNoMoreThanMaxFailuresGuesses() async throws {
+        try await withAuthGateway { gateway in
+            _ = try await gateway.signUpAndLogIn("burst@acme.test")
+            let port = gateway.port
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<59 {
+                    group.addTask {
+                        try await requestOffThread(
+                            port: port, "/auth/login", method: "POST", headers: [("Content-Type", "application/json")],
+                            body: #"{"email":"burst@acme.test","password":"wrong password \#(index)"}"#
+                        ).status
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 401 }.count == 3, "\(statuses.sorted())")
+            #expect(statuses.filter { $0 == 429 }.count == 56, "\(statuses.sorted())")
+            let right = try await gateway.post("/auth/login", #"{"email":"burst@acme.test","password":"a long password"}"#)
+            #expect(right.status == 429, "the right password does not win once the window is full")
+        }
+    }
+
+    /// A wrong `current_password` is a failed login too: a stolen token is not an unlimited password oracle.
+    @Test func wrongCurrentPasswordsCountTowardsLockout() async throws {
+        try await withAuthGateway { gateway in
+            let (access, _) = try await gateway.signUpAndLogIn("oracle@acme.test")
+            let bearer = [("Authorization", "Bearer \(access)")]
+            var statuses: [Int] = []
+            for index in 0..<6 {
+                statuses.append(
+                    try await gateway.post(
+                        "/auth/password", #"{"current_password":"guess number \#(index)","new_password":"a new long password"}"#, headers: bearer
+                    ).status)
+            }
+            #expect(statuses == [401, 401, 401, 429, 429, 429])
+            let right = try await gateway.post(
+                "/auth/password", #"{"current_password":"a long password","new_password":"a new long password"}"#, headers: bearer)
+            #expect(right.status == 429)
+            #expect(try await gateway.post("/auth/login", #"{"email":"oracle@acme.test","password":"a long password"}"#).status == 429)
+        }
+    }
+
     @Test func passwordChangeRevokesOtherLogins() async throws {
         try await withAuthGateway { gateway in
             let (phone, _) = try await gateway.signUpAndLogIn("pw@acme.test")
