@@ -140,7 +140,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseIdentityTests",
-            dependencies: ["GatehouseIdentity", "GatehouseTokens", "GatehouseConfiguration"]
+            dependencies: ["GatehouseIdentity", "GatehouseTokens", "GatehouseConfiguration", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "GatehouseBrowserTests",

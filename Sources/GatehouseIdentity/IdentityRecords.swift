@@ -4,7 +4,7 @@ import Foundation
 public struct UserRecord: Sendable, Hashable {
     public var id: String
     public var tenant: String
-    /// As given at signup; matching uses ``emailKey``.
+    /// The canonical address (``EmailAddress``); matching uses ``emailKey``.
     public var email: String
     public var name: String
     public var roles: [String]
@@ -30,7 +30,8 @@ public struct UserRecord: Sendable, Hashable {
     /// Emails are unique per tenant ignoring case.
     public var emailKey: String { Self.emailKey(email) }
 
-    public static func emailKey(_ email: String) -> String { email.lowercased() }
+    /// The canonical form of an address (§5), as stored and looked up.
+    public static func emailKey(_ email: String) -> String { EmailAddress.canonicalize(email) }
 }
 
 /// One login (a session of refresh tokens): its id is the `sid` claim of every access token issued under it.

@@ -19,6 +19,8 @@ public enum IdentityError: Error, Equatable, Sendable {
     case unknownUser
     /// A role name outside `[A-Za-z0-9_.:-]{1,64}` (§5).
     case invalidRole(String)
+    /// A display name with a control character, or too long.
+    case invalidName
 }
 
 /// The token response of §4.
@@ -65,33 +67,44 @@ public final class IdentityService: Sendable {
 
     public func signUp(tenant: TenantConfiguration, email: String, password: String, name: String?) async throws -> UserRecord {
         guard tenant.signup.enabled else { throw IdentityError.signupDisabled }
-        guard let domain = Self.domain(ofEmail: email) else { throw IdentityError.invalidEmail }
+        guard let address = EmailAddress(email) else { throw IdentityError.invalidEmail }
+        try Self.checkName(name ?? "")
         try Self.checkPassword(password, tenant: tenant)
         if !tenant.signup.allowedEmailDomains.isEmpty,
-            !tenant.signup.allowedEmailDomains.contains(where: { $0.lowercased() == domain })
+            !tenant.signup.allowedEmailDomains.contains(where: { EmailAddress.canonicalize($0) == address.domain })
         {
             throw IdentityError.domainNotAllowed
         }
-        if try await store.user(tenant: tenant.id, email: email) != nil { throw IdentityError.emailTaken }
+        if try await store.user(tenant: tenant.id, email: address.canonical) != nil { throw IdentityError.emailTaken }
         let hash = try await hashOnPool(password)
         let user = UserRecord(
-            tenant: tenant.id, email: email, name: name ?? "", roles: tenant.signup.defaultRoles, passwordHash: hash, createdAt: Self.now())
+            tenant: tenant.id, email: address.canonical, name: name ?? "", roles: tenant.signup.defaultRoles, passwordHash: hash,
+            createdAt: Self.now())
         try await insert(user)
         return user
     }
 
-    /// Adds a user regardless of the signup settings (the `users add` command).
     /// Refuses a role name outside §5's alphabet, the same check the tenant parser makes.
     public static func checkRoles(_ roles: [String]) throws {
         if let bad = roles.first(where: { !RoleName.isValid($0) }) { throw IdentityError.invalidRole(bad) }
     }
 
+    /// Refuses a display name with a control character (a NUL would cut it in some stores, a newline would forge
+    /// a header line), or longer than 256 bytes.
+    public static func checkName(_ name: String) throws {
+        guard name.utf8.count <= 256, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw IdentityError.invalidName
+        }
+    }
+
+    /// Adds a user regardless of the signup settings (the `users add` command).
     public func addUser(tenant: TenantConfiguration, email: String, password: String, name: String, roles: [String]) async throws -> UserRecord {
         try Self.checkRoles(roles)
-        guard Self.domain(ofEmail: email) != nil else { throw IdentityError.invalidEmail }
+        guard let address = EmailAddress(email) else { throw IdentityError.invalidEmail }
+        try Self.checkName(name)
         try Self.checkPassword(password, tenant: tenant)
         let user = UserRecord(
-            tenant: tenant.id, email: email, name: name, roles: roles, passwordHash: try await hashOnPool(password), createdAt: Self.now())
+            tenant: tenant.id, email: address.canonical, name: name, roles: roles, passwordHash: try await hashOnPool(password), createdAt: Self.now())
         try await insert(user)
         return user
     }
@@ -303,12 +316,7 @@ public final class IdentityService: Sendable {
     /// The lower-cased domain of a plausible email address (one `@`, something on both sides, a dot in the
     /// domain, no spaces or control characters), else nil.
     public static func domain(ofEmail email: String) -> String? {
-        guard email.utf8.count <= 254 else { return nil }
-        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
-            email.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F })
-        else { return nil }
-        return parts[1].lowercased()
+        EmailAddress(email).map { String($0.domain) }
     }
 
     /// 256 random bits, base64url.

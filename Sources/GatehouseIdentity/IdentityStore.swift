@@ -33,6 +33,8 @@ public protocol IdentityStore: Sendable {
     /// evaluated per window.
     func reserveLoginAttempt(tenant: String, emailKey: String, at: Int64, windowStart: Int64, limit: Int) async throws -> LoginAttemptReservation
     func loginFailures(tenant: String, emailKey: String, since: Int64) async throws -> [Int64]
+    /// Accounts the move to canonical addresses found sharing one address (migration v3).
+    func emailConflicts() async throws -> [EmailConflict]
     func clearLoginFailures(tenant: String, emailKey: String) async throws
 
     /// Starts a browser session: its login and the session itself.
@@ -49,6 +51,21 @@ public protocol IdentityStore: Sendable {
     /// Makes `key` the tenant's active key. When `onlyIfNoneActive`, does nothing if another replica got there
     /// first (returns false); otherwise retires the active key, which verifies until `previousVerifiesUntil`.
     func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64) async throws -> Bool
+}
+
+/// Users whose stored addresses became one address when the store moved to canonical addresses (§5): none of them
+/// can log in with it until an operator removes or renames all but one.
+public struct EmailConflict: Sendable, Equatable {
+    public var tenant: String
+    /// The canonical address they share.
+    public var email: String
+    public var userIDs: [String]
+
+    /// One line for an operator: what collided and what to do.
+    public var explanation: String {
+        "tenant \(tenant): \(userIDs.count) accounts share the address \(email) once it is in canonical form (user ids "
+            + userIDs.joined(separator: ", ") + "); none of them can log in until all but one are disabled and renamed"
+    }
 }
 
 /// The store's answer to ``IdentityStore/reserveLoginAttempt(tenant:emailKey:at:windowStart:limit:)``.

@@ -92,10 +92,56 @@ public final class SQLiteIdentityStore: IdentityStore {
                     CREATE INDEX sessions_by_tenant_expiry ON sessions(tenant, expires_at);
                     """)
         }
+        migrator.registerMigration("v3: canonical email addresses (NFKC, lower case)") { db in
+            try db.execute(sql: "CREATE TABLE email_conflicts (tenant TEXT NOT NULL, email_key TEXT NOT NULL, user_id TEXT NOT NULL)")
+            // Group the users by their new key. A key that two rows now share is two spellings of one address
+            // (the Kelvin sign, NFD): neither may log in with it until the operator decides, so both are taken off
+            // it (a key nobody can type) and listed in email_conflicts; `gatehouse check` and start-up report them.
+            var byKey: [String: [(id: String, email: String)]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, tenant, email FROM users") {
+                let email: String = row["email"]
+                let tenant: String = row["tenant"]
+                byKey[tenant + "\u{0}" + EmailAddress.canonicalize(email), default: []].append((row["id"], email))
+            }
+            // Old keys first, so the updates below never collide with a key still in use.
+            try db.execute(sql: "UPDATE users SET email_key = 'migrating:' || id")
+            for (compound, users) in byKey {
+                let key = String(compound.split(separator: "\u{0}", maxSplits: 1)[1])
+                let tenant = String(compound.split(separator: "\u{0}", maxSplits: 1)[0])
+                if users.count == 1, let user = users.first {
+                    let email = EmailAddress(user.email)?.canonical ?? user.email
+                    try db.execute(sql: "UPDATE users SET email_key = ?, email = ? WHERE id = ?", arguments: [key, email, user.id])
+                } else {
+                    for user in users {
+                        try db.execute(sql: "UPDATE users SET email_key = ? WHERE id = ?", arguments: ["conflict:" + user.id, user.id])
+                        try db.execute(
+                            sql: "INSERT INTO email_conflicts (tenant, email_key, user_id) VALUES (?, ?, ?)", arguments: [tenant, key, user.id])
+                    }
+                }
+            }
+        }
         return migrator
     }
 
     // MARK: Users
+
+    public func emailConflicts() async throws -> [EmailConflict] {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT tenant, email_key, user_id FROM email_conflicts ORDER BY tenant, email_key, user_id")
+            var conflicts: [EmailConflict] = []
+            for row in rows {
+                let tenant: String = row["tenant"]
+                let key: String = row["email_key"]
+                let id: String = row["user_id"]
+                if let last = conflicts.last, last.tenant == tenant, last.email == key {
+                    conflicts[conflicts.count - 1].userIDs.append(id)
+                } else {
+                    conflicts.append(EmailConflict(tenant: tenant, email: key, userIDs: [id]))
+                }
+            }
+            return conflicts
+        }
+    }
 
     public func insertUser(_ user: UserRecord) async throws {
         do {

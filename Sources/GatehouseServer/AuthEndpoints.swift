@@ -271,6 +271,7 @@ struct AuthEndpoints: Sendable {
             return ProblemResponse(.serviceUnavailable, "Too many logins in progress; try again shortly.", headers: [("Retry-After", "1")])
         case .unknownUser: return RouteAuthorizer.invalidToken(.revoked, tenant: tenant)
         case .invalidRole(let role): return ProblemResponse(.unprocessableEntity, RoleName.problem(role))
+        case .invalidName: return ProblemResponse(.unprocessableEntity, "'name' must be at most 256 bytes, without control characters.")
         }
     }
 

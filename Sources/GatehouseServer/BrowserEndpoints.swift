@@ -108,6 +108,9 @@ struct BrowserEndpoints: Sendable {
         } catch IdentityError.invalidEmail {
             model.emailError = "Enter an email address like name@example.com."
             status = .unprocessableEntity
+        } catch IdentityError.invalidName {
+            model.formError = "The name must be at most 256 bytes, without control characters."
+            status = .unprocessableEntity
         } catch IdentityError.passwordTooShort(let minimum) {
             model.passwordError = "Use at least \(minimum) characters."
             status = .unprocessableEntity

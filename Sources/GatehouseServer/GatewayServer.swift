@@ -49,6 +49,9 @@ public final class GatewayServer: Sendable {
     /// Loads the tenants' keys and the revocations, then binds both listeners.
     public func start() async throws {
         let identity = state.identity
+        for conflict in try await identity.store.emailConflicts() {
+            logger.error("accounts share one email address; they cannot log in", metadata: ["conflict": "\(conflict.explanation)"])
+        }
         try await identity.keys.setTenants(Array(catalog.withLockedValue { $0.tenants.values }))
         let revocationCursor = try await identity.syncRevocations(after: 0)
         let logger = self.logger

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GatehouseConfiguration
 import GatehouseEcho
+import GatehouseIdentity
 import GatehouseServer
 import Logging
 import NIOCore
@@ -83,6 +84,11 @@ struct Check: AsyncParsableCommand {
             let tenants = loaded.tenants.tenants.count
             let routes = loaded.tenants.tenants.values.reduce(0) { $0 + $1.routes.count }
             print("\(options.config): ok (\(tenants) tenant\(tenants == 1 ? "" : "s"), \(routes) route\(routes == 1 ? "" : "s"))")
+            // Accounts the move to canonical addresses found sharing one address (§5), when the store exists.
+            if case .sqlite(let path) = loaded.gateway.store, FileManager.default.fileExists(atPath: path) {
+                let store = try SQLiteIdentityStore(path: path)
+                for conflict in try await store.emailConflicts() { print("warning: \(conflict.explanation)") }
+            }
         case .failure(let error):
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(1)

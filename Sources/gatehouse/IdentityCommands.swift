@@ -180,8 +180,11 @@ struct ImportedUser {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
             return .failure("not a JSON object")
         }
-        guard let email = object["email"] as? String, IdentityService.domain(ofEmail: email) != nil else {
-            return .failure("'email' is missing or not a valid email address")
+        guard let text = object["email"] as? String, let email = EmailAddress(text)?.canonical else {
+            return .failure("'email' is missing or not a plain local@domain address")
+        }
+        if let name = object["name"] as? String, (try? IdentityService.checkName(name)) == nil {
+            return .failure("'name' has a control character or is longer than 256 bytes")
         }
         guard let hash = object["password_hash"] as? String else { return .failure("'password_hash' is missing") }
         guard PasswordHasher.isSupportedHash(hash) else {

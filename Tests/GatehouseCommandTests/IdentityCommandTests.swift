@@ -47,7 +47,7 @@ import Testing
 
         let listed = try run(gatehouseBinary, ["users", "list"] + config)
         #expect(listed.status == 0)
-        #expect(listed.output.contains("Ops@Acme.test\t") && listed.output.contains("\tadmin\tactive"))
+        #expect(listed.output.contains("ops@acme.test\t") && listed.output.contains("\tadmin\tactive"))
         #expect(listed.output.contains("legacy@acme.test\t"))
         #expect(!listed.output.contains("$2b$") && !listed.output.contains("argon2"), "never a hash")
 

@@ -29,7 +29,7 @@ import Testing
             return
         }
         #expect(cached.claims.sub == user.id)
-        #expect(cached.claims.email == "Ann@acme.test")
+        #expect(cached.claims.email == "ann@acme.test")
         #expect(cached.claims.roles == ["user"])
         #expect(cached.claims.tenant == "acme")
         #expect(cached.record.expiresAt - cached.record.createdAt == 7 * 86_400)

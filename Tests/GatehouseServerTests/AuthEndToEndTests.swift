@@ -13,7 +13,7 @@ import Testing
         try await withAuthGateway { gateway in
             let signup = try await gateway.post("/auth/signup", #"{"email":"Ada@Acme.test","password":"a long password","name":"Ada"}"#)
             #expect(signup.status == 201)
-            #expect(signup.json["email"] as? String == "Ada@Acme.test")
+            #expect(signup.json["email"] as? String == "ada@acme.test", "stored in canonical form (§5)")
             #expect(signup.json["roles"] as? [String] == ["user"])
             #expect(signup.json["tenant"] as? String == "acme")
             #expect(signup.json["password_hash"] == nil && !signup.text.contains("argon2"))
@@ -31,7 +31,7 @@ import Testing
             #expect(proxied.status == 200)
             let seen = proxied.echoedHeaders
             #expect(seen["x-user-id"] == userID)
-            #expect(seen["x-user-email"] == "Ada@Acme.test")
+            #expect(seen["x-user-email"] == "ada@acme.test")
             #expect(seen["x-user-name"] == "Ada")
             #expect(seen["x-user-roles"] == "user")
             #expect(seen["x-tenant-id"] == "acme")
