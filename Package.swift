@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "GatehouseProxy", targets: ["GatehouseProxy"]),
         .library(name: "GatehouseTokens", targets: ["GatehouseTokens"]),
         .library(name: "GatehouseBrowser", targets: ["GatehouseBrowser"]),
+        .library(name: "GatehouseConfiguration", targets: ["GatehouseConfiguration"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

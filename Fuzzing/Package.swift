@@ -25,6 +25,10 @@ let package = Package(
             dependencies: [.product(name: "GatehouseProxy", package: gatehouse), .product(name: "NIOHTTP1", package: "swift-nio")]),
         target("FuzzCredentials", ["GatehouseTokens", "GatehouseBrowser"]),
         target("FuzzRedirectTarget", ["GatehouseBrowser"]),
+        target("FuzzAccessToken", ["GatehouseTokens"]),
+        target("FuzzEmailAddress", ["GatehouseConfiguration"]),
+        target("FuzzFormBody", ["GatehouseBrowser"]),
+        target("FuzzConfiguration", ["GatehouseConfiguration"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,4 @@
+import GatehouseConfiguration
 import Foundation
 
 /// A user of one tenant, as stored.

@@ -1,3 +1,4 @@
+import GatehouseConfiguration
 import Foundation
 import GRDB
 

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseConfiguration
 import GRDB
 import Testing
 @testable import GatehouseIdentity
