@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseConfiguration
 import GatehouseTokens
+import Logging
 import NIOCore
 
 /// Opens what the identity side needs from `config/gatehouse.yaml`: the store, the master key, the hashing pool
@@ -12,7 +13,8 @@ public enum IdentityBootstrap {
 
     /// Opens the configured store and builds the service. `warn` receives one-line warnings (a generated master key).
     public static func open(
-        _ configuration: GatewayConfiguration, hashingThreads: Int = System.coreCount, warn: (String) -> Void
+        _ configuration: GatewayConfiguration, hashingThreads: Int = System.coreCount, logger: Logger = Logger(label: "gatehouse.identity"),
+        warn: (String) -> Void
     ) throws -> IdentityService {
         let store: any IdentityStore
         let dataDirectory: String
@@ -35,7 +37,7 @@ public enum IdentityBootstrap {
             parallelism: UInt32(configuration.passwordHashing.parallelism))
         return IdentityService(
             store: store, keys: keys, revocations: revocations, hasher: PasswordHasher(parameters: parameters),
-            pool: HashingPool(threads: hashingThreads), formTokenKey: masterKey.derivedKey(purpose: "gatehouse form tokens v1"))
+            pool: HashingPool(threads: hashingThreads), formTokenKey: masterKey.derivedKey(purpose: "gatehouse form tokens v1"), logger: logger)
     }
 
     /// `master_key` from the configuration; when it is empty, a key generated once into the data folder

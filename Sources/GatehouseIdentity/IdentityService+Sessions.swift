@@ -91,7 +91,15 @@ extension IdentityService {
 
     private func recordUse(hash: String, at time: Int64) {
         let store = self.store
-        Task { try? await store.touchSession(hash: hash, lastSeenAt: time) }
+        let logger = self.logger
+        Task {
+            do {
+                try await store.touchSession(hash: hash, lastSeenAt: time)
+            } catch {
+                // The session stays valid; its stored idle time is a little behind and the next use retries.
+                logger.warning("could not record a session's use", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     static func claims(of session: SessionRecord, user: UserRecord, tenant: TenantConfiguration) -> AccessTokenClaims {

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GatehouseConfiguration
 import GatehouseTokens
+import Logging
 
 /// Why an identity operation was refused; the server maps each case to its status and body (§4).
 public enum IdentityError: Error, Equatable, Sendable {
@@ -49,10 +50,15 @@ public final class IdentityService: Sendable {
     /// A hash of a random password, verified when the email is unknown so that answer costs the same time.
     private let decoyHash: String
 
+    /// For failures of background work no request waits for (a session's idle-time update).
+    let logger: Logger
+
     public init(
         store: any IdentityStore, keys: SigningKeyManager, revocations: RevocationList, hasher: PasswordHasher, pool: HashingPool,
-        sessions: SessionCache = SessionCache(), formTokenKey: SymmetricKey = SymmetricKey(size: .bits256)
+        sessions: SessionCache = SessionCache(), formTokenKey: SymmetricKey = SymmetricKey(size: .bits256),
+        logger: Logger = Logger(label: "gatehouse.identity")
     ) {
+        self.logger = logger
         self.store = store
         self.keys = keys
         self.revocations = revocations

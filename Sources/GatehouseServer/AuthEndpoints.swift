@@ -4,6 +4,7 @@ import GatehouseConfiguration
 import GatehouseIdentity
 import GatehouseProxy
 import GatehouseTokens
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -29,6 +30,8 @@ struct EndpointRequest: Sendable {
     var site: Site = .unknown
     /// Served over TLS: cookies get `Secure`.
     var isSecure = false
+    /// The gateway's logger with this request's `request_id` and `tenant`: for failures the client is not told about.
+    var logger = Logger(label: "gatehouse")
 
     /// Every `gatehouse_session` value sent; which of them (if any) is the session is the identity service's call (§7).
     var sessionCookies: [String] { BrowserCookie.values(named: BrowserCookie.session, in: cookies) }
@@ -118,7 +121,8 @@ struct AuthEndpoints: Sendable {
             }
             return EndpointResponse(RouteAuthorizer.invalidToken(rejection, tenant: tenant))
         } catch {
-            // A store or crypto failure: never a stack trace, never a secret.
+            // A store or crypto failure: never a stack trace, never a secret (GRDB leaves statement arguments out).
+            request.logger.error("endpoint failed; answering 503", metadata: ["path": "\(request.path)", "error": "\(error)"])
             return EndpointResponse(ProblemResponse(.serviceUnavailable, "The identity store is unavailable; try again shortly.",
                 headers: [("Retry-After", "1")]))
         }
@@ -178,6 +182,7 @@ struct AuthEndpoints: Sendable {
         } catch is IdentityError {
             return Self.oauthError(.badRequest, "invalid_grant", "The credentials or the refresh token are invalid.")
         } catch {
+            request.logger.error("token endpoint failed; answering 503", metadata: ["error": "\(error)"])
             return Self.oauthError(.serviceUnavailable, "temporarily_unavailable", "The identity store is unavailable; try again shortly.")
         }
     }

@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import GatehouseBrowser
 import GatehouseConfiguration
@@ -23,7 +24,7 @@ struct BrowserEndpoints: Sendable {
     func loginPage(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
         let query = request.query.flatMap(FormBody.parse) ?? [:]
         let target = RedirectTarget.safe(query["rd"])
-        if !request.sessionCookies.isEmpty, (try? await identity.session(tenant: tenant.configuration, cookies: request.sessionCookies)) != nil {
+        if !request.sessionCookies.isEmpty, await liveSession(request, tenant) != nil {
             return Self.seeOther(target)
         }
         var model = BrowserPages.Model()
@@ -47,12 +48,23 @@ struct BrowserEndpoints: Sendable {
     /// Who is signed in, and a button that posts the sign-out.
     func signOutPage(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
         var model = BrowserPages.Model()
-        if let session = try? await identity.session(tenant: tenant.configuration, cookies: request.sessionCookies) {
+        if let session = await liveSession(request, tenant) {
             model.signedInAs = session.claims.email
         } else {
             model.notice = "You are not signed in."
         }
         return page(.signOut, model, status: .ok, request: request, tenant: tenant)
+    }
+
+    /// The request's session, if any; a store failure is logged and treated as no session (the page shows the form).
+    private func liveSession(_ request: EndpointRequest, _ tenant: Tenant) async -> ActiveSession? {
+        guard !request.sessionCookies.isEmpty else { return nil }
+        do {
+            return try await identity.session(tenant: tenant.configuration, cookies: request.sessionCookies)
+        } catch {
+            request.logger.warning("session lookup failed; showing the page as signed out", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 
     // MARK: Form posts
@@ -81,6 +93,7 @@ struct BrowserEndpoints: Sendable {
             model.formError = "The email or password is wrong."
             return page(.login, model, status: .unauthorized, request: request, tenant: tenant)
         } catch {
+            request.logger.error("identity store failure; the page says try again", metadata: ["error": "\(error)"])
             return unavailable(.login, model, request, tenant, detail: "Sign-in is unavailable right now. Try again shortly.")
         }
     }
@@ -98,7 +111,11 @@ struct BrowserEndpoints: Sendable {
         do {
             let name = model.name.isEmpty ? nil : model.name
             let user = try await identity.signUp(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "", name: name)
-            guard let grant = try? await identity.startSession(tenant: tenant.configuration, user: user) else {
+            let grant: SessionGrant
+            do {
+                grant = try await identity.startSession(tenant: tenant.configuration, user: user)
+            } catch {
+                request.logger.error("account created but its session did not start", metadata: ["error": "\(error)"])
                 return Self.seeOther("/auth/login?created=1&rd=" + BrowserPages.queryEscaped(model.redirectTarget))
             }
             let maxAge = grant.session.record.expiresAt - grant.session.record.createdAt
@@ -129,6 +146,7 @@ struct BrowserEndpoints: Sendable {
         } catch IdentityError.overloaded {
             return unavailable(.signup, model, request, tenant, detail: "Too many requests are in progress. Try again in a moment.")
         } catch {
+            request.logger.error("identity store failure; the page says try again", metadata: ["error": "\(error)"])
             return unavailable(.signup, model, request, tenant, detail: "Sign-up is unavailable right now. Try again shortly.")
         }
         if model.formError == nil { model.formError = "The account was not created. Check the fields below." }
@@ -156,6 +174,7 @@ struct BrowserEndpoints: Sendable {
             let cookie = try await identity.sessionCookie(tenant: tenant.configuration, cookies: request.sessionCookies)?.cookie
             ended = try await identity.endSession(tenant: tenant.configuration, cookie: cookie ?? "")
         } catch {
+            request.logger.error("identity store failure; answering 503", metadata: ["error": "\(error)"])
             return EndpointResponse(
                 ProblemResponse(.serviceUnavailable, "The identity store is unavailable; try again shortly.", headers: [("Retry-After", "1")]))
         }
@@ -205,7 +224,7 @@ struct BrowserEndpoints: Sendable {
 
     private func signedOutPageAgain(_ model: BrowserPages.Model, _ request: EndpointRequest, _ tenant: Tenant) async -> EndpointResponse {
         var model = model
-        if let session = try? await identity.session(tenant: tenant.configuration, cookies: request.sessionCookies) {
+        if let session = await liveSession(request, tenant) {
             model.signedInAs = session.claims.email
         }
         return page(.signOut, model, status: .forbidden, request: request, tenant: tenant)

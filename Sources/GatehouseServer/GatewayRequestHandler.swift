@@ -2,6 +2,7 @@ import GatehouseBrowser
 import GatehouseConfiguration
 import GatehouseIdentity
 import GatehouseProxy
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -418,7 +419,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 case .valid(let cached): session = cached
                 case .invalid: session = nil
                 case .unknown:
-                    askStoreForSession(cookies, head: head, tenant: tenant, context: context)
+                    askStoreForSession(cookies, head: head, tenant: tenant, requestID: requestID, context: context)
                     return
                 }
             }
@@ -486,15 +487,17 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Looks a session up in the store off the event loop, then starts the request again with the answer. Until
     /// then the request's body waits in the pipelining queue, and the connection reads no further.
-    private func askStoreForSession(_ cookies: [String], head: HTTPRequestHead, tenant: Tenant, context: ChannelHandlerContext) {
+    private func askStoreForSession(_ cookies: [String], head: HTTPRequestHead, tenant: Tenant, requestID: String, context: ChannelHandlerContext) {
         phase = .authenticating
         let identity = state.identity
         let configuration = tenant.configuration
+        let logger = requestLogger(requestID: requestID, tenant: tenant.id)
         let promise = context.eventLoop.makePromise(of: SessionAnswer.self)
         Task(executorPreference: state.endpointExecutor) {
             do {
                 promise.succeed(.found(try await identity.session(tenant: configuration, cookies: cookies)))
             } catch {
+                logger.warning("session lookup failed; answering 503", metadata: ["error": "\(error)"])
                 promise.succeed(.unavailable)
             }
         }
@@ -527,6 +530,15 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .GET, .HEAD, .OPTIONS: return false
         default: return true
         }
+    }
+
+    /// The gateway's logger with a request's metadata; made only when something is to be logged or an endpoint runs,
+    /// never on the proxy path's hot loop.
+    private func requestLogger(requestID: String, tenant: String) -> Logger {
+        var logger = state.logger
+        logger[metadataKey: "request_id"] = "\(requestID)"
+        logger[metadataKey: "tenant"] = "\(tenant)"
+        return logger
     }
 
     /// Whether `Origin` (or, lacking it, `Referer`) names one of this tenant's hosts (§7).
@@ -628,7 +640,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         let request = EndpointRequest(
             method: call.head.method, path: call.path, query: call.query, headers: call.head.headers, body: call.body, cookies: facts.cookies,
-            site: site, isSecure: connection.scheme == "https")
+            site: site, isSecure: connection.scheme == "https", logger: requestLogger(requestID: call.requestID, tenant: call.tenant.id))
         let endpoints = state.endpoints
         let tenant = call.tenant
         let promise = context.eventLoop.makePromise(of: EndpointResponse.self)

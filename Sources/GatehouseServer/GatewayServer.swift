@@ -30,14 +30,15 @@ public final class GatewayServer: Sendable {
         configuration: LoadedConfiguration, environment: [String: String], group: EventLoopGroup, logger: Logger,
         accessLogOutput: (@Sendable ([UInt8]) -> Void)? = nil
     ) throws {
-        let identity = try IdentityBootstrap.open(configuration.gateway) { warning in logger.warning("\(warning)") }
+        let identity = try IdentityBootstrap.open(configuration.gateway, logger: logger) { warning in logger.warning("\(warning)") }
         self.configuration = configuration.gateway
         self.environment = environment
         self.group = group
         self.logger = logger
         let accessLog = configuration.gateway.accessLog ? AccessLogger(output: accessLogOutput ?? AccessLogger.writeToStandardOutput) : nil
         self.state = GatewayState(
-            configuration: configuration.gateway, tenants: TenantDirectory(configuration.tenants), identity: identity, accessLog: accessLog)
+            configuration: configuration.gateway, tenants: TenantDirectory(configuration.tenants), identity: identity, accessLog: accessLog,
+            logger: logger)
         let limits = configuration.gateway.limits
         self.pools = UpstreamPools(
             group: group,
@@ -126,7 +127,14 @@ public final class GatewayServer: Sendable {
                 state.replaceTenants(TenantDirectory(reload.catalog))
                 let keys = state.identity.keys
                 let tenants = Array(reload.catalog.tenants.values)
-                Task { try? await keys.setTenants(tenants) }
+                let logger = self.logger
+                Task {
+                    do {
+                        try await keys.setTenants(tenants)
+                    } catch {
+                        logger.error("signing keys of the reloaded tenants could not be loaded", metadata: ["error": "\(error)"])
+                    }
+                }
             }
             return reload
         }

@@ -1,3 +1,4 @@
+import Logging
 import GatehouseConfiguration
 import GatehouseIdentity
 import GatehouseProxy
@@ -15,8 +16,11 @@ final class GatewayState: Sendable {
     let endpoints: AuthEndpoints
     let endpointExecutor = EndpointExecutor()
     let accessLog: AccessLogger?
+    /// The gateway's logger; requests add their `request_id` and `tenant` as metadata when they log.
+    let logger: Logger
 
-    init(configuration: GatewayConfiguration, tenants: TenantDirectory, identity: IdentityService, accessLog: AccessLogger?) {
+    init(configuration: GatewayConfiguration, tenants: TenantDirectory, identity: IdentityService, accessLog: AccessLogger?, logger: Logger) {
+        self.logger = logger
         self.configuration = configuration
         self.directory = NIOLockedValueBox(tenants)
         self.identity = identity
