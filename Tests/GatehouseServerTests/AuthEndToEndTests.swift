@@ -3,7 +3,7 @@ import Foundation
 import GatehouseIdentity
 import GatehouseConfiguration
 import GatehouseTestSupport
-import GatehouseTokens
+@testable import GatehouseTokens
 import Testing
 @testable import GatehouseServer
 
@@ -71,6 +71,23 @@ import Testing
                 #expect(response.header("content-type") == "application/problem+json")
                 #expect((response.json["detail"] as? String)?.contains(detail) == true, "\(response.text)")
             }
+            // Addresses a mail parser would read as someone else's (§5): 422, never stored or forwarded.
+            for address in [
+                "<sam@acme.test>", "sam@acme.test(x)", "kate@acme.test;x", #"x@acme.test\\"#, #"\"<svg/onload=alert(1)>\"@acme.test"#,
+                "a b@acme.test", "a@b@acme.test",
+            ] {
+                let response = try await signup(#"{"email":"\#(address)","password":"a long password"}"#)
+                #expect(response.status == 422, "\(address): \(response.text)")
+            }
+            // Two spellings of one address are one account: the Kelvin sign, and NFD against NFC.
+            let kelvin = try await signup(#"{"email":"\u212Aim@acme.test","password":"a long password"}"#)
+            #expect(kelvin.status == 201)
+            #expect(kelvin.json["email"] as? String == "kim@acme.test")
+            #expect(try await signup(#"{"email":"kim@acme.test","password":"a long password"}"#).status == 409)
+            #expect(try await signup(#"{"email":"jose\u0301@acme.test","password":"a long password"}"#).status == 201)
+            #expect(try await signup(#"{"email":"jos\u00e9@acme.test","password":"a long password"}"#).status == 409)
+            let nul = try await signup(#"{"email":"nul@acme.test","password":"a long password","name":"Ann\u0000Admin"}"#)
+            #expect(nul.status == 422)
             #expect(try await signup(#"{"email":"dup@acme.test","password":"a long password"}"#).status == 201)
             #expect(try await signup(#"{"email":"DUP@Acme.Test","password":"a long password"}"#).status == 409)
             #expect(try await signup(#"{"email":"a@closed.test","password":"a long password"}"#, host: "closed.test").status == 403)
@@ -94,7 +111,7 @@ import Testing
             let key = try #require(gateway.signingKey("acme"))
             let claims = try JSONDecoder().decode(AccessTokenClaims.self, from: Base64URL.decode(token.split(separator: ".")[1])!)
 
-            func forge(header: [String: String]? = nil, _ change: (inout AccessTokenClaims) -> Void = { _ in }, sign: ((Data) -> Data)? = nil) throws -> String {
+            func forge(header: [String: Any]? = nil, _ change: (inout AccessTokenClaims) -> Void = { _ in }, sign: ((Data) -> Data)? = nil) throws -> String {
                 var forged = claims
                 change(&forged)
                 let headerJSON = try JSONSerialization.data(withJSONObject: header ?? ["alg": "ES256", "kid": key.kid, "typ": "at+jwt"])
@@ -120,6 +137,12 @@ import Testing
                 ("wrong iss", try forge { $0.iss = "http://evil.test" }),
                 ("wrong aud", try forge { $0.aud = ["globex"] }),
                 ("the other tenant's token", globexToken),
+                ("crit", try forge(header: ["alg": "ES256", "kid": key.kid, "typ": "at+jwt", "crit": ["exp"]])),
+                ("b64 false", try forge(header: ["alg": "ES256", "kid": key.kid, "typ": "at+jwt", "b64": false, "crit": ["b64"]])),
+                ("jku", try forge(header: ["alg": "ES256", "kid": key.kid, "typ": "at+jwt", "jku": "https://evil.test/jwks"])),
+                ("jwk", try forge(header: ["alg": "ES256", "kid": key.kid, "typ": "at+jwt", "jwk": jwk])),
+                ("x5u", try forge(header: ["alg": "ES256", "kid": key.kid, "typ": "at+jwt", "x5u": "https://evil.test/c.pem"])),
+                ("the high-S copy of the real token", parts[0] + "." + parts[1] + "." + Base64URL.encode(ECDSALowS.complement(Base64URL.decode(parts[2])!))),
                 ("garbage", "not-a-token"),
             ]
             for (name, forged) in bad {
