@@ -68,6 +68,21 @@ import Testing
         }
     }
 
+    /// Sends `text` on a fresh connection, reads `responses` responses, then whatever else comes until the gateway
+    /// closes: the responses, the bytes after them, and whether the gateway closed the connection.
+    static func exchangeUntilClosed(_ gateway: TestGateway, _ text: String, responses: Int = 1) async throws
+        -> (responses: [TestResponse], rest: [UInt8], closed: Bool)
+    {
+        let port = gateway.port
+        return try await offThread {
+            let connection = try RawConnection(port: port, receiveTimeout: 5)
+            try connection.send(text)
+            let answers = try (0..<responses).map { _ in try connection.readResponse() }
+            let rest = connection.readUntilClosed()
+            return (answers, rest, connection.isClosedByPeer())
+        }
+    }
+
     /// Whether any header the upstream saw carries a value the client forged.
     static func sawForgery(_ view: UpstreamView) -> Bool {
         view.requests.contains { request in
@@ -120,17 +135,12 @@ import Testing
     @Test(arguments: ["h2c", "foo", "websocket, h2c"])
     func otherUpgradesAreRemovedAndTheConnectionCloses(upgrade: String) async throws {
         try await Self.withGateway { gateway, recorder in
-            let port = gateway.port
-            let (response, closed) = try await offThread {
-                let connection = try RawConnection(port: port, receiveTimeout: 5)
-                try connection.send(
-                    "POST / HTTP/1.1\r\nHost: acme.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: \(upgrade)\r\n"
+            let (answers, _, closed) = try await Self.exchangeUntilClosed(
+                gateway,
+                "POST / HTTP/1.1\r\nHost: acme.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: \(upgrade)\r\n"
                         + "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nX-Request-Id: up-1\r\nContent-Length: 0\r\n\r\n"
                         + "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-                let response = try connection.readResponse()
-                _ = connection.readUntilClosed()
-                return (response, connection.isClosedByPeer())
-            }
+            let response = answers[0]
             #expect(response.status == 200)
             #expect(response.header("connection") == "close")
             #expect(closed)
@@ -291,14 +301,10 @@ import Testing
 
     @Test func aStalledBodyEndsTheExchangeAndFreesTheUpstreamConnection() async throws {
         try await Self.withGateway { gateway, recorder in
-            let port = gateway.port
-            let (response, closed) = try await offThread {
-                let connection = try RawConnection(port: port, receiveTimeout: 5)
-                try connection.send("POST /slow HTTP/1.1\r\nHost: acme.test\r\nX-Request-Id: slow-1\r\nContent-Length: 10\r\n\r\nabc")
-                let response = try connection.readResponse()
-                _ = connection.readUntilClosed()
-                return (response, connection.isClosedByPeer())
-            }
+            let (answers, _, closed) = try await Self.exchangeUntilClosed(
+                gateway,
+                "POST /slow HTTP/1.1\r\nHost: acme.test\r\nX-Request-Id: slow-1\r\nContent-Length: 10\r\n\r\nabc")
+            let response = answers[0]
             #expect(response.status == 408)
             #expect(closed)
             try await Task.sleep(for: .milliseconds(100))
@@ -359,14 +365,10 @@ import Testing
     ])
     func ambiguousFramingIs400AndNothingGoesUpstream(framing: String) async throws {
         try await Self.withGateway { gateway, recorder in
-            let port = gateway.port
-            let (response, closed) = try await offThread {
-                let connection = try RawConnection(port: port, receiveTimeout: 5)
-                try connection.send("POST / HTTP/1.1\r\nHost: acme.test\r\n\(framing)\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-                let response = try connection.readResponse()
-                _ = connection.readUntilClosed()
-                return (response, connection.isClosedByPeer())
-            }
+            let (answers, _, closed) = try await Self.exchangeUntilClosed(
+                gateway,
+                "POST / HTTP/1.1\r\nHost: acme.test\r\n\(framing)\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            let response = answers[0]
             #expect(response.status == 400, "\(framing)")
             #expect(closed, "\(framing): the connection closes")
             #expect(recorder.view().requests.isEmpty, "\(framing): nothing reaches the upstream")
@@ -391,15 +393,11 @@ import Testing
 
     @Test func bytesBeyondTheDeclaredLengthAreTheNextRequestNotTheBody() async throws {
         try await Self.withGateway { gateway, recorder in
-            let port = gateway.port
-            let (first, rest, closed) = try await offThread {
-                let connection = try RawConnection(port: port, receiveTimeout: 5)
-                try connection.send(
-                    "POST / HTTP/1.1\r\nHost: acme.test\r\nX-Request-Id: cl-1\r\nContent-Length: 5\r\n\r\nhelloXXXXX"
-                        + "GET /next HTTP/1.1\r\nHost: acme.test\r\n\r\n")
-                let first = try connection.readResponse()
-                return (first, connection.readUntilClosed(), connection.isClosedByPeer())
-            }
+            let (answers, rest, closed) = try await Self.exchangeUntilClosed(
+                gateway,
+                "POST / HTTP/1.1\r\nHost: acme.test\r\nX-Request-Id: cl-1\r\nContent-Length: 5\r\n\r\nhelloXXXXX"
+                    + "GET /next HTTP/1.1\r\nHost: acme.test\r\n\r\n")
+            let first = answers[0]
             // `XXXXXGET` is not a method: the first request is answered, then the connection closes (the decoder cannot
             // resync), and nothing of the excess reaches the upstream.
             #expect(first.status == 200)
@@ -434,19 +432,12 @@ import Testing
 
     @Test func aPipelinedRequestCutShortByABadChunkNeverGoesUpstream() async throws {
         try await Self.withGateway { gateway, recorder in
-            let port = gateway.port
-            let (first, second, closed) = try await offThread {
-                let connection = try RawConnection(port: port, receiveTimeout: 5)
-                try connection.send(
-                    "GET /first HTTP/1.1\r\nHost: acme.test\r\nX-Request-Id: pipe-1\r\n\r\n"
-                        + "POST /second HTTP/1.1\r\nHost: acme.test\r\nX-Request-Id: pipe-2\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\nzz\r\n")
-                let first = try connection.readResponse()
-                let second = try connection.readResponse()
-                _ = connection.readUntilClosed()
-                return (first, second, connection.isClosedByPeer())
-            }
-            #expect(first.status == 200)
-            #expect(second.status == 400)
+            let (answers, _, closed) = try await Self.exchangeUntilClosed(
+                gateway,
+                "GET /first HTTP/1.1\r\nHost: acme.test\r\nX-Request-Id: pipe-1\r\n\r\n"
+                    + "POST /second HTTP/1.1\r\nHost: acme.test\r\nX-Request-Id: pipe-2\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\nzz\r\n",
+                responses: 2)
+            #expect(answers.map(\.status) == [200, 400])
             #expect(closed)
             let view = recorder.view()
             #expect(view.requests(withID: "pipe-1").count == 1)
