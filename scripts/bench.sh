@@ -167,8 +167,9 @@ routes:
   - {path: /auth-api, upstream: "http://127.0.0.1:18000", require: authenticated, strip_prefix: true}
 YAML
     until curl -sf -o /dev/null http://127.0.0.1:18000/; do sleep 0.1; done
-    # One token from A's own login, valid for both builds (same data folder, keys and master key).
-    GATEHOUSE_THREADS=1 "$A" serve --config "$WORK/config/gatehouse.yaml" >/dev/null 2>"$WORK/serve.log" &
+    # One token from B's own login, valid for both builds (same data folder, keys and master key). B signs it: a
+    # newer build may refuse what an older one signed (Gatehouse now accepts only low-S ES256 signatures).
+    GATEHOUSE_THREADS=1 "$B" serve --config "$WORK/config/gatehouse.yaml" >/dev/null 2>"$WORK/serve.log" &
     pid=$!
     until curl -sf -o /dev/null http://127.0.0.1:18059/readyz; do sleep 0.1; done
     curl -sf -o /dev/null -X POST http://127.0.0.1:18050/auth/signup -H 'Content-Type: application/json' \
