@@ -10,6 +10,14 @@ import Testing
         #expect(BrowserCookie.value(named: "gatehouse_session", in: []) == nil)
     }
 
+    /// Several cookies of one name are all returned, in order (§7 picks the one live session among them); an empty
+    /// value is a value (the input the cookie fuzz target first stopped at).
+    @Test func everyValueOfANameIsFound() {
+        #expect(BrowserCookie.values(named: "gatehouse_session", in: ["gatehouse_session=a; x=1; gatehouse_session=b", "gatehouse_session=c"]) == ["a", "b", "c"])
+        #expect(BrowserCookie.values(named: "gatehouse_session", in: [" gatehouse_session=;;=;"]) == [""])
+        #expect(BrowserCookie.values(named: "gatehouse_session", in: ["=;;"]).isEmpty)
+    }
+
     @Test func sessionCookieHasEveryAttributeOfSection7() {
         let plain = BrowserCookie.setSession("v", maxAge: 600, secure: false)
         #expect(plain == "gatehouse_session=v; Path=/; Max-Age=600; HttpOnly; SameSite=Lax")
