@@ -28,6 +28,7 @@ let package = Package(
         target("FuzzAccessToken", ["GatehouseTokens"]),
         target("FuzzEmailAddress", ["GatehouseConfiguration"]),
         target("FuzzFormBody", ["GatehouseBrowser"]),
+        target("FuzzJSONBody", ["GatehouseBrowser"]),
         target("FuzzConfiguration", ["GatehouseConfiguration"]),
     ],
     swiftLanguageModes: [.v6]

@@ -324,32 +324,25 @@ struct TokenProblem: Error {
 
 /// A JSON object body with typed field access and precise 400 details.
 struct JSONBody {
-    private let object: [String: Any]
+    private let body: JSONObjectBody
 
     init(_ request: EndpointRequest) throws {
         guard AuthEndpoints.mediaType(request.headers) == "application/json" else {
             throw BadRequest(status: .unsupportedMediaType, detail: "The body must be application/json.")
         }
-        guard let parsed = try? JSONSerialization.jsonObject(with: Data(request.body.readableBytesView), options: []) else {
-            throw BadRequest(status: .badRequest, detail: "The body is not valid JSON.")
+        do {
+            body = try JSONObjectBody(bytes: request.body.readableBytesView)
+        } catch {
+            throw BadRequest(status: .badRequest, detail: error.description)
         }
-        guard let object = parsed as? [String: Any] else {
-            throw BadRequest(status: .badRequest, detail: "The body must be a JSON object.")
-        }
-        self.object = object
     }
 
     func string(_ field: String) throws -> String {
-        guard let value = object[field] else { throw BadRequest(status: .badRequest, detail: "'\(field)' is missing.") }
-        guard let text = value as? String else {
-            throw BadRequest(status: .badRequest, detail: "'\(field)' must be a string.")
-        }
-        return text
+        do { return try body.string(field) } catch { throw BadRequest(status: .badRequest, detail: error.description) }
     }
 
     func optionalString(_ field: String) throws -> String? {
-        guard let value = object[field], !(value is NSNull) else { return nil }
-        return try string(field)
+        do { return try body.optionalString(field) } catch { throw BadRequest(status: .badRequest, detail: error.description) }
     }
 }
 
