@@ -126,11 +126,11 @@ public final class IdentityService: Sendable {
     func verifiedUser(tenant: TenantConfiguration, email: String, password: String) async throws -> UserRecord {
         let emailKey = UserRecord.emailKey(email)
         // The attempt is counted before the password is checked, atomically in the store (§5).
-        try await reserveAttempt(tenant: tenant, emailKey: emailKey)
+        let reservedAt = try await reserveAttempt(tenant: tenant, emailKey: emailKey)
         let user = try await store.user(tenant: tenant.id, email: email)
         let passwordTooLong = password.utf8.count > Self.maximumPasswordBytes
         let stored = user?.passwordHash ?? decoyHash
-        let verification = passwordTooLong ? .mismatch : try await verifyOnPool(password, against: stored)
+        let verification = passwordTooLong ? .mismatch : try await verifyReserved(password, against: stored, tenant: tenant, emailKey: emailKey, reservedAt: reservedAt)
         guard var user, !user.disabled, verification != .mismatch else {
             // The reservation stays as the failure. The one that reaches the limit still answers 401; the attempts
             // after it get 429 without a hash.
@@ -144,9 +144,23 @@ public final class IdentityService: Sendable {
         return user
     }
 
+    /// Checks a password whose attempt is reserved; when the hashing queue is full the password was never
+    /// evaluated, so the reservation is given back before the 503.
+    private func verifyReserved(_ password: String, against stored: String, tenant: TenantConfiguration, emailKey: String, reservedAt: Int64)
+        async throws -> PasswordHasher.Verification
+    {
+        do {
+            return try await verifyOnPool(password, against: stored)
+        } catch IdentityError.overloaded {
+            try await store.releaseLoginAttempt(tenant: tenant.id, emailKey: emailKey, at: reservedAt)
+            throw IdentityError.overloaded
+        }
+    }
+
     /// Reserves a password check for this address, or throws ``IdentityError/lockedOut(retryAfter:)`` when the
-    /// window already holds `max_failures` failures.
-    func reserveAttempt(tenant: TenantConfiguration, emailKey: String) async throws {
+    /// window already holds `max_failures` failures. Returns the time the reservation was recorded at.
+    @discardableResult
+    func reserveAttempt(tenant: TenantConfiguration, emailKey: String) async throws -> Int64 {
         let now = Self.now()
         let window = Int64(tenant.lockout.window.components.seconds)
         let reservation = try await store.reserveLoginAttempt(
@@ -154,6 +168,7 @@ public final class IdentityService: Sendable {
         if case .full(let oldest) = reservation {
             throw IdentityError.lockedOut(retryAfter: Int(max(1, oldest + window - now)))
         }
+        return now
     }
 
     /// Spends a refresh token for a new pair. A spent token presented again revokes its whole login.
@@ -200,8 +215,10 @@ public final class IdentityService: Sendable {
         var user = try await user(tenant: tenant, claims: claims)
         // A wrong current password counts like a failed login (§5): a stolen token is no password oracle.
         let emailKey = UserRecord.emailKey(user.email)
-        try await reserveAttempt(tenant: tenant, emailKey: emailKey)
-        guard current.utf8.count <= Self.maximumPasswordBytes, try await verifyOnPool(current, against: user.passwordHash) != .mismatch else {
+        let reservedAt = try await reserveAttempt(tenant: tenant, emailKey: emailKey)
+        guard current.utf8.count <= Self.maximumPasswordBytes,
+            try await verifyReserved(current, against: user.passwordHash, tenant: tenant, emailKey: emailKey, reservedAt: reservedAt) != .mismatch
+        else {
             throw IdentityError.invalidCredentials
         }
         try await store.clearLoginFailures(tenant: tenant.id, emailKey: emailKey)

@@ -32,6 +32,9 @@ public protocol IdentityStore: Sendable {
     /// that fails leaves its reservation standing. However many attempts arrive at once, at most `limit` are
     /// evaluated per window.
     func reserveLoginAttempt(tenant: String, emailKey: String, at: Int64, windowStart: Int64, limit: Int) async throws -> LoginAttemptReservation
+    /// Gives back a reservation made at `at` whose password was never checked (the hashing queue was full), so a
+    /// flood that fills the queue cannot lock users out.
+    func releaseLoginAttempt(tenant: String, emailKey: String, at: Int64) async throws
     func loginFailures(tenant: String, emailKey: String, since: Int64) async throws -> [Int64]
     /// Accounts the move to canonical addresses found sharing one address (migration v3).
     func emailConflicts() async throws -> [EmailConflict]

@@ -284,6 +284,16 @@ public final class SQLiteIdentityStore: IdentityStore {
         }
     }
 
+    public func releaseLoginAttempt(tenant: String, emailKey: String, at: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    DELETE FROM login_failures WHERE rowid =
+                        (SELECT rowid FROM login_failures WHERE tenant = ? AND email_key = ? AND at = ? ORDER BY rowid DESC LIMIT 1)
+                    """, arguments: [tenant, emailKey, at])
+        }
+    }
+
     public func loginFailures(tenant: String, emailKey: String, since: Int64) async throws -> [Int64] {
         try await pool.read { db in
             try Int64.fetchAll(

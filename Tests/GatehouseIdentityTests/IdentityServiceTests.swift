@@ -4,6 +4,28 @@ import Testing
 @testable import GatehouseIdentity
 
 @Suite struct IdentityServiceTests {
+    /// The store's attempt reservations (§5): at most `limit` per window, across callers; a reservation whose
+    /// password was never checked (the hashing queue was full) can be given back.
+    @Test func loginAttemptsAreReservedAtomicallyAndCanBeGivenBack() async throws {
+        let fixture = try IdentityFixture.make()
+        defer { Task { await fixture.close() } }
+        let store = fixture.identity.store
+        let results = try await withThrowingTaskGroup(of: LoginAttemptReservation.self) { group in
+            for _ in 0..<20 {
+                group.addTask { try await store.reserveLoginAttempt(tenant: "acme", emailKey: "a@acme.test", at: 1_000, windowStart: 900, limit: 3) }
+            }
+            return try await group.reduce(into: [LoginAttemptReservation]()) { $0.append($1) }
+        }
+        #expect(results.filter { $0 == .reserved }.count == 3)
+        #expect(results.filter { $0 == .full(oldest: 1_000) }.count == 17)
+        try await store.releaseLoginAttempt(tenant: "acme", emailKey: "a@acme.test", at: 1_000)
+        #expect(try await store.loginFailures(tenant: "acme", emailKey: "a@acme.test", since: 0).count == 2)
+        #expect(try await store.reserveLoginAttempt(tenant: "acme", emailKey: "a@acme.test", at: 1_001, windowStart: 901, limit: 3) == .reserved)
+        // A window that has moved on forgets the old failures.
+        #expect(try await store.reserveLoginAttempt(tenant: "acme", emailKey: "a@acme.test", at: 2_000, windowStart: 1_500, limit: 3) == .reserved)
+        #expect(try await store.loginFailures(tenant: "acme", emailKey: "a@acme.test", since: 0) == [2_000])
+    }
+
     @Test func concurrentSignupsOfOneEmailCreateExactlyOneUser() async throws {
         let fixture = try IdentityFixture.make()
         defer { Task { await fixture.close() } }
