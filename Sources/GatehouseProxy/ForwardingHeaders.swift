@@ -47,7 +47,6 @@ public enum ForwardingHeaders {
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count + 4 + policy.reservedHeaderNames.count)
         for (name, value) in incoming {
-            if policy.reservedHeaderNames.contains(where: { name.equalsIgnoringASCIICase($0) }) { continue }
             let known = KnownHeader(name: name)
             if let known {
                 if known.isHopByHop { continue }
@@ -68,6 +67,9 @@ public enum ForwardingHeaders {
             } else if isLookAlike(name, policy: policy) {
                 continue
             }
+            // Checked last, for the headers that would otherwise pass (tenant files cannot reserve Host, Cookie or the
+            // framing headers, which are dropped or rewritten above anyway).
+            if policy.reservedHeaderNames.contains(where: { name.equalsIgnoringASCIICase($0) }) { continue }
             if facts.connectionValues.lists(name) { continue }
             headers.add(name: name, value: value)
         }
