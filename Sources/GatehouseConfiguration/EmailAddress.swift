@@ -30,42 +30,60 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// NFKC, then lower case: the key of an address, whether or not it is valid (lookups of what a client typed).
     public static func canonicalize(_ text: String) -> String {
-        text.precomposedStringWithCompatibilityMapping.lowercased()
+        // Lower-casing can leave a sequence NFKC composes further (`J` + caron → `j` + caron → `ǰ`): repeat until
+        // stable, so the form is a fixed point and a second pass (a lookup, a migration) finds the same key.
+        var form = text
+        for _ in 0..<4 {
+            let next = form.precomposedStringWithCompatibilityMapping.lowercased()
+            // Bytes, not `==`: Swift compares strings by canonical equivalence, so NFD would equal its NFC form.
+            if next.utf8.elementsEqual(form.utf8) { return form }
+            form = next
+        }
+        return form
     }
 
     /// RFC 5321 `Dot-string`: atoms of `atext` (and, per RFC 6531, any non-ASCII letter or digit) joined by single dots.
     static func isDotAtom(_ text: Substring) -> Bool {
-        guard !text.isEmpty, text.first != ".", text.last != "." else { return false }
-        var previousWasDot = false
-        for scalar in text.unicodeScalars {
+        // On scalars, not Characters: `.` followed by a combining mark is one Character that is not ".".
+        let scalars = text.unicodeScalars
+        guard let first = scalars.first, let last = scalars.last, first != ".", last != "." else { return false }
+        var previous: Unicode.Scalar?
+        for scalar in scalars {
             if scalar == "." {
-                if previousWasDot { return false }
-                previousWasDot = true
-                continue
+                if previous == "." { return false }
+            } else {
+                guard isAtomText(scalar, after: previous) else { return false }
             }
-            previousWasDot = false
-            guard isAtomText(scalar) else { return false }
+            previous = scalar
         }
         return true
     }
 
-    private static func isAtomText(_ scalar: Unicode.Scalar) -> Bool {
+    private static func isAtomText(_ scalar: Unicode.Scalar, after previous: Unicode.Scalar?) -> Bool {
         if scalar.isASCII {
             switch scalar {
             case "a"..."z", "A"..."Z", "0"..."9": return true
             default: return "!#$%&'*+-/=?^_`{|}~".unicodeScalars.contains(scalar)
             }
         }
-        return isInternationalLetterOrDigit(scalar)
+        return isInternationalLetterOrDigit(scalar, after: previous)
     }
 
-    /// Letters, marks and digits beyond ASCII; never a space, a control, a format character or a symbol that could
-    /// look like punctuation.
-    private static func isInternationalLetterOrDigit(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar.properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter, .nonspacingMark, .spacingMark,
-            .decimalNumber:
+    /// Letters and digits beyond ASCII, and combining marks right after a letter, digit or mark; never a space, a
+    /// control, a format or default-ignorable character (CGJ, variation selectors, Hangul fillers: invisible, so
+    /// `kim\u{34F}@` would pass for `kim@`), or a symbol that could look like punctuation.
+    private static func isInternationalLetterOrDigit(_ scalar: Unicode.Scalar, after previous: Unicode.Scalar?) -> Bool {
+        let properties = scalar.properties
+        guard !properties.isDefaultIgnorableCodePoint, !(0x3164 == scalar.value || 0x1160 == scalar.value || 0x115F == scalar.value) else {
+            return false
+        }
+        switch properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter, .decimalNumber:
             return true
+        case .nonspacingMark, .spacingMark:
+            guard let previous, previous != ".", previous != "-" else { return false }
+            return previous.properties.isAlphabetic || previous.properties.numericType != nil
+                || [.nonspacingMark, .spacingMark].contains(previous.properties.generalCategory)
         default:
             return false
         }
@@ -77,13 +95,17 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
         let labels = text.split(separator: ".", omittingEmptySubsequences: false)
         guard labels.count >= 2 else { return false }
         return labels.allSatisfy { label in
-            guard !label.isEmpty, label.utf8.count <= 63, label.first != "-", label.last != "-" else { return false }
-            return label.unicodeScalars.allSatisfy { scalar in
+            let scalars = label.unicodeScalars
+            guard let first = scalars.first, let last = scalars.last, label.utf8.count <= 63, first != "-", last != "-" else { return false }
+            var previous: Unicode.Scalar?
+            for scalar in scalars {
                 switch scalar {
-                case "a"..."z", "0"..."9", "-": return true
-                default: return !scalar.isASCII && isInternationalLetterOrDigit(scalar)
+                case "a"..."z", "0"..."9", "-": break
+                default: guard !scalar.isASCII, isInternationalLetterOrDigit(scalar, after: previous) else { return false }
                 }
+                previous = scalar
             }
+            return true
         }
     }
 }

@@ -114,7 +114,9 @@ public final class SQLiteIdentityStore: IdentityStore {
                     try db.execute(sql: "UPDATE users SET email_key = ?, email = ? WHERE id = ?", arguments: [key, email, user.id])
                 } else {
                     for user in users {
-                        try db.execute(sql: "UPDATE users SET email_key = ? WHERE id = ?", arguments: ["conflict:" + user.id, user.id])
+                        // Disabled too: refresh tokens and sessions of either account stop working (§8 semantics).
+                        try db.execute(
+                            sql: "UPDATE users SET email_key = ?, disabled = 1 WHERE id = ?", arguments: ["conflict:" + user.id, user.id])
                         try db.execute(
                             sql: "INSERT INTO email_conflicts (tenant, email_key, user_id) VALUES (?, ?, ?)", arguments: [tenant, key, user.id])
                     }
@@ -126,27 +128,46 @@ public final class SQLiteIdentityStore: IdentityStore {
 
     // MARK: Users
 
-    public func emailConflicts() async throws -> [EmailConflict] {
-        try await pool.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT tenant, email_key, user_id FROM email_conflicts ORDER BY tenant, email_key, user_id")
-            var conflicts: [EmailConflict] = []
-            for row in rows {
-                let tenant: String = row["tenant"]
-                let key: String = row["email_key"]
-                let id: String = row["user_id"]
-                if let last = conflicts.last, last.tenant == tenant, last.email == key {
-                    conflicts[conflicts.count - 1].userIDs.append(id)
-                } else {
-                    conflicts.append(EmailConflict(tenant: tenant, email: key, userIDs: [id]))
-                }
-            }
-            return conflicts
+    /// The conflicts recorded in the SQLite file at `path`, read without opening the store (no migration runs):
+    /// for `gatehouse check`, which must not change a file a running gateway of another version may use.
+    public static func emailConflicts(readingFileAt path: String) throws -> [EmailConflict] {
+        var configuration = Configuration()
+        configuration.readonly = true
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        return try queue.read { db in
+            guard try db.tableExists("email_conflicts") else { return [] }
+            return try conflicts(db)
         }
+    }
+
+    public func emailConflicts() async throws -> [EmailConflict] {
+        try await pool.read { db in try Self.conflicts(db) }
+    }
+
+    private static func conflicts(_ db: Database) throws -> [EmailConflict] {
+        let rows = try Row.fetchAll(db, sql: "SELECT tenant, email_key, user_id FROM email_conflicts ORDER BY tenant, email_key, user_id")
+        var conflicts: [EmailConflict] = []
+        for row in rows {
+            let tenant: String = row["tenant"]
+            let key: String = row["email_key"]
+            let id: String = row["user_id"]
+            if let last = conflicts.last, last.tenant == tenant, last.email == key {
+                conflicts[conflicts.count - 1].userIDs.append(id)
+            } else {
+                conflicts.append(EmailConflict(tenant: tenant, email: key, userIDs: [id]))
+            }
+        }
+        return conflicts
     }
 
     public func insertUser(_ user: UserRecord) async throws {
         do {
             try await pool.write { db in
+                // An address set aside by the v3 migration stays taken until the operator resolves the conflict.
+                let conflicted = try Bool.fetchOne(
+                    db, sql: "SELECT EXISTS (SELECT 1 FROM email_conflicts WHERE tenant = ? AND email_key = ?)",
+                    arguments: [user.tenant, user.emailKey]) ?? false
+                if conflicted { throw IdentityStoreError.emailTaken }
                 try db.execute(
                     sql: """
                         INSERT INTO users (id, tenant, email, email_key, name, roles, password_hash, disabled, created_at)

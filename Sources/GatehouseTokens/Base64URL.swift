@@ -9,8 +9,16 @@ public enum Base64URL {
         return text
     }
 
-    /// Nil for anything that is not strict base64url (padding, `+`, `/`, whitespace are all refused).
+    /// Nil for anything that is not strict base64url (padding, `+`, `/`, whitespace are all refused), and for a
+    /// last character whose unused bits are not zero: each byte string has exactly one encoding, so a token does too.
     public static func decode<Text: StringProtocol>(_ text: Text) -> Data? {
+        if let last = text.utf8.reversed().first, let value = sextet(last) {
+            switch text.utf8.count % 4 {
+            case 2 where value & 0x0F != 0: return nil
+            case 3 where value & 0x03 != 0: return nil
+            default: break
+            }
+        }
         var standard = ""
         standard.reserveCapacity(text.utf8.count + 3)
         for byte in text.utf8 {
@@ -29,5 +37,17 @@ public enum Base64URL {
         default: break
         }
         return Data(base64Encoded: standard)
+    }
+
+    /// The 6-bit value of a base64url character.
+    private static func sextet(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return byte - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return byte - UInt8(ascii: "a") + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0") + 52
+        case UInt8(ascii: "-"): return 62
+        case UInt8(ascii: "_"): return 63
+        default: return nil
+        }
     }
 }

@@ -86,8 +86,7 @@ struct Check: AsyncParsableCommand {
             print("\(options.config): ok (\(tenants) tenant\(tenants == 1 ? "" : "s"), \(routes) route\(routes == 1 ? "" : "s"))")
             // Accounts the move to canonical addresses found sharing one address (§5), when the store exists.
             if case .sqlite(let path) = loaded.gateway.store, FileManager.default.fileExists(atPath: path) {
-                let store = try SQLiteIdentityStore(path: path)
-                for conflict in try await store.emailConflicts() { print("warning: \(conflict.explanation)") }
+                for conflict in try SQLiteIdentityStore.emailConflicts(readingFileAt: path) { print("warning: \(conflict.explanation)") }
             }
         case .failure(let error):
             FileHandle.standardError.write(Data((error.description + "\n").utf8))

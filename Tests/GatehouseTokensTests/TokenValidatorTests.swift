@@ -175,6 +175,22 @@ import Testing
         }
     }
 
+    /// Base64url has one spelling per byte string: a last character with its unused bits set decodes to the same
+    /// bytes in lenient decoders, and is refused here, so a token has exactly one encoding.
+    @Test func aSignatureWithUnusedBitsSetIsRefused() throws {
+        let key = try SigningKey.generate(.es256)
+        let token = try CompactJWS.sign(claims(), with: key, type: "at+jwt")
+        #expect(try makeValidator(key).validate(token, for: expectations, now: now).get().sub == "user-1")
+        // 64 signature bytes are 86 characters: the last one carries 2 bits, its low 4 are unused.
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        let last = token.last!
+        let index = alphabet.firstIndex(of: last)!
+        let twin = token.dropLast() + String(alphabet[index | 0x01])
+        #expect(twin != token)
+        #expect(makeValidator(key).validate(String(twin), for: expectations, now: now) == .failure(.malformed))
+        #expect(Base64URL.decode("AB") == nil && Base64URL.decode("AA") == Data([0]))
+    }
+
     @Test func everyClaimOfTheCatalogueHasAValue() {
         let token = claims()
         for claim in AccessTokenClaim.allCases {
