@@ -7,11 +7,13 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     guard let body = try? JSONObjectBody(bytes: UnsafeBufferPointer(start: data, count: size)) else { return 0 }
     for field in ["email", "password", "name", "refresh_token", "current_password", "new_password", ""] {
-        switch (Result { try body.string(field) }, Result { try body.optionalString(field) }) {
+        let required = Result<String, JSONObjectBody.Problem> { () throws(JSONObjectBody.Problem) in try body.string(field) }
+        let optional = Result<String?, JSONObjectBody.Problem> { () throws(JSONObjectBody.Problem) in try body.optionalString(field) }
+        switch (required, optional) {
         case (.success(let one), .success(let other)): precondition(one == other)
         case (.failure(.missing), .success(nil)): break
         case (.failure(.notAString), .failure(.notAString)): break
-        case (let required, let optional): preconditionFailure("\(field): \(required) but \(optional)")
+        default: preconditionFailure("\(field): \(required) but \(optional)")
         }
     }
     return 0
