@@ -84,6 +84,9 @@ extension IdentityService {
 
     /// Forgets the tenant's sessions that can no longer be used.
     public func purgeSessions(tenant: TenantConfiguration) async throws -> Int {
+        // Lockout failures outside the window count for nothing any more (those of addresses never tried again
+        // would otherwise stay forever).
+        _ = try await store.deleteLoginFailures(tenant: tenant.id, before: Self.now() - Int64(tenant.lockout.window.components.seconds))
         let now = Self.now()
         return try await store.deleteSessions(
             expiredBy: now, idleBefore: now - Int64(tenant.session.idleTimeout.components.seconds), tenant: tenant.id)

@@ -124,7 +124,13 @@ public final class IdentityService: Sendable {
     /// The user whose email and password these are, with lockout (§4): unknown email, wrong password and disabled
     /// user fail alike, after the same work. A hash made under older parameters is replaced.
     func verifiedUser(tenant: TenantConfiguration, email: String, password: String) async throws -> UserRecord {
-        let emailKey = UserRecord.emailKey(email)
+        guard let address = EmailAddress(email) else {
+            // No account can have this address: nothing to guess, so nothing is recorded (a junk address must not
+            // write a lockout row per request); the same work as a wrong password keeps the answer's timing.
+            if password.utf8.count <= Self.maximumPasswordBytes { _ = try await verifyOnPool(password, against: decoyHash) }
+            throw IdentityError.invalidCredentials
+        }
+        let emailKey = address.canonical
         // The attempt is counted before the password is checked, atomically in the store (§5).
         let reservedAt = try await reserveAttempt(tenant: tenant, emailKey: emailKey)
         let user = try await store.user(tenant: tenant.id, email: email)

@@ -36,6 +36,8 @@ public protocol IdentityStore: Sendable {
     /// flood that fills the queue cannot lock users out.
     func releaseLoginAttempt(tenant: String, emailKey: String, at: Int64) async throws
     func loginFailures(tenant: String, emailKey: String, since: Int64) async throws -> [Int64]
+    /// Forgets a tenant's failures recorded before `before` (the periodic purge); returns how many.
+    func deleteLoginFailures(tenant: String, before: Int64) async throws -> Int
     /// Accounts the move to canonical addresses found sharing one address (migration v3).
     func emailConflicts() async throws -> [EmailConflict]
     func clearLoginFailures(tenant: String, emailKey: String) async throws

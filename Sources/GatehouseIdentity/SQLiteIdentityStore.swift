@@ -315,6 +315,13 @@ public final class SQLiteIdentityStore: IdentityStore {
         }
     }
 
+    public func deleteLoginFailures(tenant: String, before: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM login_failures WHERE tenant = ? AND at < ?", arguments: [tenant, before])
+            return db.changesCount
+        }
+    }
+
     public func loginFailures(tenant: String, emailKey: String, since: Int64) async throws -> [Int64] {
         try await pool.read { db in
             try Int64.fetchAll(

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseConfiguration
 import GatehouseTokens
 import Testing
 @testable import GatehouseIdentity
@@ -24,6 +25,24 @@ import Testing
         // A window that has moved on forgets the old failures.
         #expect(try await store.reserveLoginAttempt(tenant: "acme", emailKey: "a@acme.test", at: 2_000, windowStart: 1_500, limit: 3) == .reserved)
         #expect(try await store.loginFailures(tenant: "acme", emailKey: "a@acme.test", since: 0) == [2_000])
+    }
+
+    /// A login with an address no account can have records no lockout row (a junk address must not grow the store),
+    /// and the periodic purge forgets failures outside the window.
+    @Test func junkAddressesRecordNothingAndOldFailuresArePurged() async throws {
+        let fixture = try IdentityFixture.make()
+        defer { Task { await fixture.close() } }
+        let store = fixture.identity.store
+        let junk = "<" + String(repeating: "\u{FDFA}", count: 500) + "@acme.test>"
+        for _ in 0..<3 {
+            await #expect(throws: IdentityError.invalidCredentials) {
+                try await fixture.identity.logIn(tenant: fixture.tenant, email: junk, password: "whatever it is")
+            }
+        }
+        #expect(try await store.loginFailures(tenant: "acme", emailKey: EmailAddress.canonicalize(junk), since: 0).isEmpty)
+        _ = try await store.reserveLoginAttempt(tenant: "acme", emailKey: "old@acme.test", at: 1_000, windowStart: 0, limit: 5)
+        _ = try await fixture.identity.purgeSessions(tenant: fixture.tenant)
+        #expect(try await store.loginFailures(tenant: "acme", emailKey: "old@acme.test", since: 0).isEmpty)
     }
 
     @Test func concurrentSignupsOfOneEmailCreateExactlyOneUser() async throws {
