@@ -235,7 +235,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             switch phase {
             case .closed, .tunnelling:
                 pipelined.removeAll()
-            case .idle where inputBroken && !queueHoldsCompleteRequest():
+            case .idle where inputBroken && !pipelined.holdsCompleteRequest():
                 refuseBrokenRequest(context: context)
             default:
                 receive(pipelined.removeFirst(), context: context)
@@ -244,19 +244,6 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         // What a read would have flushed at its end.
         if case .exchanging(let exchange) = phase { exchange.connection?.flush() }
         if pipelined.isEmpty { resumeClientReads() }
-    }
-
-    /// Whether the request at the front of the queue (its head, or, with `startingWithHead: false`, the parts after a
-    /// head already taken) is there up to its end.
-    private func queueHoldsCompleteRequest(startingWithHead: Bool = true) -> Bool {
-        for (index, part) in pipelined.enumerated() {
-            switch part {
-            case .end: return true
-            case .head: if index > 0 || !startingWithHead { return false }
-            case .body: continue
-            }
-        }
-        return false
     }
 
     /// A request cut short by bytes the decoder refused: 400 and close, before anything of it goes upstream (§6.6).
@@ -301,7 +288,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
         func reject(_ problem: ProblemResponse, tenant: Tenant? = nil, route: Route? = nil, path: String? = nil) {
             var problem = problem
-            if !problem.closeConnection, Self.hasLargeBody(facts) { problem.closeConnection = true }
+            if !problem.closeConnection, BrowserRules.hasLargeBody(facts) { problem.closeConnection = true }
             // The phase changes before the answer is written: writing `.end` lets the pipelining handler deliver
             // the next request at once.
             let keepAlive = !problem.closeConnection && keepsAlive(head, endsParsing: endsParsing)
@@ -429,7 +416,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         }
         let isWebSocket = !isHTTP2 && head.method == .GET && facts.requestsWebSocket
-        if bySession, Self.needsSameSiteOrigin(head.method) || isWebSocket, !isFromTenantSite(facts, tenant: tenant) {
+        if bySession, BrowserRules.needsSameSiteOrigin(head.method) || isWebSocket, !isFromTenantSite(facts, tenant: tenant) {
             let what = isWebSocket ? "A WebSocket upgrade" : "A \(head.method.rawValue)"
             reject(
                 ProblemResponse(
@@ -445,7 +432,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .deny(let problem):
             if problem.status == .unauthorized, facts.acceptsHTML, head.method == .GET || head.method == .HEAD {
                 // A browser without a session goes to the login page, and comes back here afterwards.
-                reject(loginRedirect(target, clearingCookie: presentedSessionCookie), tenant: tenant, route: route, path: target.path)
+                reject(BrowserRules.loginRedirect(target, clearingCookie: presentedSessionCookie, secure: connection.scheme == "https"), tenant: tenant, route: route, path: target.path)
             } else {
                 reject(problem, tenant: tenant, route: route, path: target.path)
             }
@@ -491,7 +478,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         phase = .authenticating
         let identity = state.identity
         let configuration = tenant.configuration
-        let logger = requestLogger(requestID: requestID, tenant: tenant.id)
+        let logger = state.logger(requestID: requestID, tenant: tenant.id)
         let promise = context.eventLoop.makePromise(of: SessionAnswer.self)
         Task(executorPreference: state.endpointExecutor) {
             do {
@@ -504,7 +491,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         promise.futureResult.assumeIsolated().whenSuccess { [self] answer in
             guard case .authenticating = phase, let context = self.context else { return }
             phase = .idle
-            if inputBroken && !queueHoldsCompleteRequest(startingWithHead: false) {
+            if inputBroken && !pipelined.holdsCompleteRequest(startingWithHead: false) {
                 refuseBrokenRequest(context: context)
                 return
             }
@@ -513,44 +500,10 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    /// 302 to the tenant's login page with the way back (§6.3); a session cookie that did not work is cleared.
-    private func loginRedirect(_ target: RequestTarget, clearingCookie: Bool) -> ProblemResponse {
-        var back = target.path
-        if let query = target.query { back += "?" + query }
-        var headers = [("Location", "/auth/login?rd=" + BrowserPages.queryEscaped(back))]
-        if clearingCookie { headers.append(("Set-Cookie", BrowserCookie.clearSession(secure: connection.scheme == "https"))) }
-        return ProblemResponse(.found, "Sign in first: this route requires authentication.", headers: headers)
-    }
-
-    /// Every method but GET, HEAD and OPTIONS (§7): a cookie-authenticated request with one of them must come
-    /// from the tenant's own site. An allow-list of safe methods, so WebDAV's PROPFIND or MKCOL, PURGE, or any
-    /// extension method is covered too.
-    static func needsSameSiteOrigin(_ method: HTTPMethod) -> Bool {
-        switch method {
-        case .GET, .HEAD, .OPTIONS: return false
-        default: return true
-        }
-    }
-
-    /// The gateway's logger with a request's metadata; made only when something is to be logged or an endpoint runs,
-    /// never on the proxy path's hot loop.
-    private func requestLogger(requestID: String, tenant: String) -> Logger {
-        var logger = state.logger
-        logger[metadataKey: "request_id"] = "\(requestID)"
-        logger[metadataKey: "tenant"] = "\(tenant)"
-        return logger
-    }
-
     /// Whether `Origin` (or, lacking it, `Referer`) names one of this tenant's hosts (§7).
     private func isFromTenantSite(_ facts: RequestHeaderFacts, tenant: Tenant) -> Bool {
         guard let host = RequestOrigin.host(origin: facts.origin, referer: facts.referer) else { return false }
         return state.tenants.resolve(host: host)?.id == tenant.id
-    }
-
-    /// Whether a request we answer without reading carries so much body that closing beats draining it.
-    private static func hasLargeBody(_ facts: RequestHeaderFacts) -> Bool {
-        if let length = facts.contentLength { return length > 1 << 20 }
-        return facts.hasTransferEncoding
     }
 
     private func receiveRequestBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
@@ -640,7 +593,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         let request = EndpointRequest(
             method: call.head.method, path: call.path, query: call.query, headers: call.head.headers, body: call.body, cookies: facts.cookies,
-            site: site, isSecure: connection.scheme == "https", logger: requestLogger(requestID: call.requestID, tenant: call.tenant.id))
+            site: site, isSecure: connection.scheme == "https", logger: state.logger(requestID: call.requestID, tenant: call.tenant.id))
         let endpoints = state.endpoints
         let tenant = call.tenant
         let promise = context.eventLoop.makePromise(of: EndpointResponse.self)
@@ -691,7 +644,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                     attach(upstream, to: exchange)
                 case .failure(let error):
                     guard case .exchanging(let current) = phase, current === exchange, let context else { return }
-                    let detail = "The upstream \(exchange.route.upstream.origin) cannot be reached (\(Self.describe(error)))."
+                    let detail = "The upstream \(exchange.route.upstream.origin) cannot be reached (\(UpstreamFailure.describe(error)))."
                     finishWithProblem(ProblemResponse(.badGateway, detail), exchange: exchange, context: context)
                 }
             }
@@ -845,7 +798,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 connectUpstream(exchange, forceNew: true)
                 return
             }
-            let reason = error.map { " (\(Self.describe($0)))" } ?? ""
+            let reason = error.map { " (\(UpstreamFailure.describe($0)))" } ?? ""
             finishWithProblem(
                 ProblemResponse(
                     .badGateway, "The upstream \(exchange.route.upstream.origin) closed the connection before responding\(reason).",
@@ -986,15 +939,4 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 totalNanoseconds: (NIODeadline.now() - start).nanoseconds, requestID: requestID, bytesSent: bytes))
     }
 
-    private static func describe(_ error: Error) -> String {
-        switch error {
-        case let error as ChannelError:
-            if case .connectTimeout = error { return "connect timed out" }
-            return "\(error)"
-        case let error as IOError:
-            return error.description
-        default:
-            return String(describing: error)
-        }
-    }
 }

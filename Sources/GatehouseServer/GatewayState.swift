@@ -30,6 +30,15 @@ final class GatewayState: Sendable {
         self.accessLog = accessLog
     }
 
+    /// The gateway's logger with a request's metadata; made only when something is to be logged or an endpoint runs,
+    /// never on the proxy path's hot loop.
+    func logger(requestID: String, tenant: String) -> Logger {
+        var logger = self.logger
+        logger[metadataKey: "request_id"] = "\(requestID)"
+        logger[metadataKey: "tenant"] = "\(tenant)"
+        return logger
+    }
+
     /// The tenants in force for a new request. Requests in flight keep the snapshot they started with.
     var tenants: TenantDirectory { directory.withLockedValue { $0 } }
 

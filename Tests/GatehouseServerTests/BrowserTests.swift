@@ -57,11 +57,11 @@ struct BrowserTests {
                 try await browser.click("button[type=submit]")
                 _ = try await browser.waitForURL { $0.path == "/auth/login" && $0.query == "signed_out=1" }
                 try await browser.open(origin + "/app/dashboard?tab=2")
-                _ = try await browser.waitForURL { $0.path == "/auth/login" }
+                _ = try await browser.waitForURL { $0.path == "/auth/login" && $0.query == "rd=/app/dashboard%3Ftab%3D2" }
                 try await browser.type("ann@example.com", into: "#email")
                 try await browser.type("not the password", into: "#password")
                 try await browser.click("button[type=submit]")
-                #expect(try await browser.text("#form-error") == "The email or password is wrong.")
+                #expect(try await browser.waitForText("#form-error") == "The email or password is wrong.")
                 #expect(try await browser.property("value", of: "#email") == "ann@example.com")
                 try await browser.type("correct horse battery", into: "#password")
                 try await browser.click("button[type=submit]")

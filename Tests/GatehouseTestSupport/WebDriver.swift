@@ -108,6 +108,16 @@ public final class WebDriver: @unchecked Sendable {
         _ = try await command("POST", "/session/\(sessionID)/element/\(element)/click", [String: Any]())
     }
 
+    /// The rendered text of the element matching `selector`, once one exists (a page after a form post may still
+    /// be loading): polls for up to 10 s.
+    public func waitForText(_ selector: String) async throws -> String {
+        for _ in 0..<100 {
+            if let text = try? await text(selector) { return text }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return try await text(selector)
+    }
+
     /// The rendered text of the element matching `selector`.
     public func text(_ selector: String) async throws -> String {
         let element = try await element(selector)
