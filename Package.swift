@@ -150,7 +150,10 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseProxyTests",
-            dependencies: ["GatehouseProxy", "GatehouseConfiguration"]
+            dependencies: [
+                "GatehouseProxy", "GatehouseConfiguration", .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "GatehouseServerTests",

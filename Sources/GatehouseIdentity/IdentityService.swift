@@ -165,7 +165,6 @@ public final class IdentityService: Sendable {
 
     /// Reserves a password check for this address, or throws ``IdentityError/lockedOut(retryAfter:)`` when the
     /// window already holds `max_failures` failures. Returns the time the reservation was recorded at.
-    @discardableResult
     func reserveAttempt(tenant: TenantConfiguration, emailKey: String) async throws -> Int64 {
         let now = Self.now()
         let window = Int64(tenant.lockout.window.components.seconds)
@@ -340,12 +339,6 @@ public final class IdentityService: Sendable {
     static func checkPassword(_ password: String, tenant: TenantConfiguration) throws {
         if password.utf8.count > maximumPasswordBytes { throw IdentityError.passwordTooLong }
         if password.count < tenant.minimumPasswordLength { throw IdentityError.passwordTooShort(minimum: tenant.minimumPasswordLength) }
-    }
-
-    /// The lower-cased domain of a plausible email address (one `@`, something on both sides, a dot in the
-    /// domain, no spaces or control characters), else nil.
-    public static func domain(ofEmail email: String) -> String? {
-        EmailAddress(email).map { String($0.domain) }
     }
 
     /// 256 random bits, base64url.

@@ -41,9 +41,13 @@ public enum ForwardingHeaders {
     /// reserved names and any look-alike of a gateway-set name (`X_User_Id`: CGI, WSGI and Rack read `_` as `-`);
     /// headers about the client or the original URL unless the peer is a trusted proxy; `Authorization` unless the
     /// route forwards it; the session cookie.
+    ///
+    /// From a trusted proxy, the `X-Forwarded-For/-Proto/-Host` values it sent are collected in the same pass, for
+    /// the plan to extend.
     public static func clientEndToEndHeaders(
         _ incoming: HTTPHeaders, facts: RequestHeaderFacts, policy: RequestPolicy, connection: ClientConnectionInfo
-    ) -> HTTPHeaders {
+    ) -> FilteredRequestHeaders {
+        var result = FilteredRequestHeaders()
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count + 4 + policy.reservedHeaderNames.count)
         for (name, value) in incoming {
@@ -52,7 +56,16 @@ public enum ForwardingHeaders {
                 if known.isHopByHop { continue }
                 if known.isTrustedProxyOnly && !connection.peerIsTrusted { continue }
                 switch known {
-                case .host, .contentLength, .expect, .xRequestID, .xForwardedFor, .xForwardedProto, .xForwardedHost:
+                case .xForwardedFor:
+                    if connection.peerIsTrusted { result.forwardedFor = result.forwardedFor.map { $0 + ", " + value } ?? value }
+                    continue
+                case .xForwardedProto:
+                    if connection.peerIsTrusted, result.forwardedProto == nil { result.forwardedProto = value }
+                    continue
+                case .xForwardedHost:
+                    if connection.peerIsTrusted, result.forwardedHost == nil { result.forwardedHost = value }
+                    continue
+                case .host, .contentLength, .expect, .xRequestID:
                     // The gateway's to set (UpstreamRequestPlan), whatever `Connection` says.
                     continue
                 case .authorization:
@@ -73,7 +86,8 @@ public enum ForwardingHeaders {
             if facts.connectionValues.lists(name) { continue }
             headers.add(name: name, value: value)
         }
-        return headers
+        result.headers = headers
+        return result
     }
 
     /// Names the gateway sets on upstream requests, as `_`-spellings would be read by CGI-style servers.
@@ -103,15 +117,6 @@ public enum ForwardingHeaders {
             }
             return policy.reservedHeaderNames.contains(where: matches) || gatewaySetNames.contains(where: matches)
         }
-    }
-
-    /// The values of every `known` header, joined with `, ` (list headers such as `X-Forwarded-For`).
-    static func joined(_ headers: HTTPHeaders, _ known: KnownHeader) -> String? {
-        var result: String?
-        for (name, value) in headers where KnownHeader(name: name) == known {
-            result = result.map { $0 + ", " + value } ?? value
-        }
-        return result
     }
 
     /// The first value of a `known` header.
@@ -195,6 +200,15 @@ public enum ForwardingHeaders {
         }
     }
 
+}
+
+/// What the header filter lets through, and what a trusted proxy said about the client (nil from anyone else).
+public struct FilteredRequestHeaders: Sendable {
+    public var headers = HTTPHeaders()
+    /// Every `X-Forwarded-For` value, joined with `, `.
+    public var forwardedFor: String?
+    public var forwardedProto: String?
+    public var forwardedHost: String?
 }
 
 /// The values of a message's `Connection` headers, without an array for the usual one value (or none).

@@ -57,12 +57,6 @@ public enum RequestFraming: Sendable, Equatable {
         return .success(.contentLength(length))
     }
 
-    /// Framing of a request that arrived over HTTP/2, where the stream delimits the body and `Content-Length` is
-    /// only advisory: forwarded as chunked unless it carries no body at all.
-    public static func forHTTP2(_ facts: RequestHeaderFacts, endStreamWithHead: Bool) -> RequestFraming {
-        endStreamWithHead ? .none : .chunked
-    }
-
     /// Whether the body streams in parts whose total is not known ahead.
     public var hasBody: Bool {
         switch self {

@@ -34,15 +34,14 @@ public struct UpstreamRequestPlan: Sendable {
         from incoming: HTTPHeaders, facts: RequestHeaderFacts, policy: ForwardingHeaders.RequestPolicy, connection: ClientConnectionInfo,
         requestID: String
     ) -> HTTPRequestHead {
-        var headers = ForwardingHeaders.clientEndToEndHeaders(incoming, facts: facts, policy: policy, connection: connection)
+        let filtered = ForwardingHeaders.clientEndToEndHeaders(incoming, facts: facts, policy: policy, connection: connection)
+        var headers = filtered.headers
         // Everything below is the gateway's; the filter above dropped whatever the client sent under these names.
         if let host = facts.host { headers.add(name: "Host", value: host) }
-        let forwardedFor = connection.peerIsTrusted ? ForwardingHeaders.joined(incoming, .xForwardedFor) : nil
-        headers.add(name: "X-Forwarded-For", value: forwardedFor.map { $0 + ", " + connection.peerAddress } ?? connection.peerAddress)
-        let forwardedProto = connection.peerIsTrusted ? ForwardingHeaders.first(incoming, .xForwardedProto) : nil
-        headers.add(name: "X-Forwarded-Proto", value: forwardedProto ?? connection.scheme)
-        let forwardedHost = connection.peerIsTrusted ? ForwardingHeaders.first(incoming, .xForwardedHost) : nil
-        if let forwardedHost = forwardedHost ?? facts.host { headers.add(name: "X-Forwarded-Host", value: forwardedHost) }
+        headers.add(
+            name: "X-Forwarded-For", value: filtered.forwardedFor.map { $0 + ", " + connection.peerAddress } ?? connection.peerAddress)
+        headers.add(name: "X-Forwarded-Proto", value: filtered.forwardedProto ?? connection.scheme)
+        if let forwardedHost = filtered.forwardedHost ?? facts.host { headers.add(name: "X-Forwarded-Host", value: forwardedHost) }
         headers.add(name: "X-Request-Id", value: requestID)
         for (name, value) in identityHeaders { headers.add(name: name, value: value) }
         if isWebSocketUpgrade {
@@ -58,5 +57,14 @@ public struct UpstreamRequestPlan: Sendable {
             headers.add(name: "Transfer-Encoding", value: "chunked")
         }
         return HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)
+    }
+
+    /// The framing of an HTTP/2 request that came without `Content-Length` (the stream delimits its body), decided
+    /// once its first part is known: no body when that part is the end, chunked otherwise. The framing header is
+    /// added here, beside the others, so this file stays the only one that writes framing.
+    public static func frameLate(_ head: inout HTTPRequestHead, firstPartIsEnd: Bool) -> RequestFraming {
+        guard !firstPartIsEnd else { return .none }
+        head.headers.add(name: "Transfer-Encoding", value: "chunked")
+        return .chunked
     }
 }

@@ -75,12 +75,8 @@ final class ProxyExchange {
         guard let connection else { return }
         if awaitsFraming {
             guard let first = buffered.first else { return }
-            if case .end = first {
-                framing = .none
-            } else {
-                framing = .chunked
-                upstreamHead.headers.add(name: "Transfer-Encoding", value: "chunked")
-            }
+            let firstPartIsEnd = if case .end = first { true } else { false }
+            framing = UpstreamRequestPlan.frameLate(&upstreamHead, firstPartIsEnd: firstPartIsEnd)
             awaitsFraming = false
         }
         connection.write(.head(upstreamHead))

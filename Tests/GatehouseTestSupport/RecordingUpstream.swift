@@ -5,24 +5,17 @@ import NIOHTTP1
 import NIOPosix
 
 /// An upstream that keeps every byte the gateway sent it, per connection, and answers each request its own HTTP/1
-/// decoder reads with `200 ok` (or, when asked, a `101`). Tests judge the upstream's view of the traffic by parsing
+/// decoder reads with `200 ok` (or, when asked, a `101` to every request). Tests judge the upstream's view of the traffic by parsing
 /// the recorded bytes again with a decoder of their own (``UpstreamView``), independently of the gateway's parser.
 public final class RecordingUpstream: Sendable {
-    /// How the upstream answers a request whose head asks for an upgrade.
-    public enum UpgradeAnswer: Sendable {
-        /// `200 ok`, like any other request.
-        case ignore
-        /// `101` with this `Upgrade` value, then silence.
-        case switchTo(String)
-    }
-
     public let channel: Channel
     private let recorded: NIOLockedValueBox<[Int: [UInt8]]>
     private let counter: NIOLockedValueBox<Int>
     private let open: NIOLockedValueBox<Set<Int>>
     public var port: Int { channel.localAddress!.port! }
 
-    public static func start(upgrade: UpgradeAnswer = .ignore, answerEveryRequestWith101 upgradeAlways: String? = nil) async throws
+    /// - Parameter upgradeAlways: answer every request with a `101` naming this protocol, then fall silent.
+    public static func start(answerEveryRequestWith101 upgradeAlways: String? = nil) async throws
         -> RecordingUpstream
     {
         let recorded = NIOLockedValueBox<[Int: [UInt8]]>([:])
@@ -40,7 +33,7 @@ public final class RecordingUpstream: Sendable {
                     try sync.addHandler(ByteRecorder(id: id, recorded: recorded, open: open))
                     try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try sync.addHandler(HTTPResponseEncoder())
-                    try sync.addHandler(RecordingResponder(upgrade: upgrade, upgradeAlways: upgradeAlways))
+                    try sync.addHandler(RecordingResponder(upgradeAlways: upgradeAlways))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -116,12 +109,10 @@ private final class ByteRecorder: ChannelInboundHandler, Sendable {
 private final class RecordingResponder: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
-    let upgrade: RecordingUpstream.UpgradeAnswer
     let upgradeAlways: String?
     private var head: HTTPRequestHead?
 
-    init(upgrade: RecordingUpstream.UpgradeAnswer, upgradeAlways: String?) {
-        self.upgrade = upgrade
+    init(upgradeAlways: String?) {
         self.upgradeAlways = upgradeAlways
     }
 
@@ -134,10 +125,6 @@ private final class RecordingResponder: ChannelInboundHandler {
             self.head = nil
             if let upgradeAlways {
                 switchProtocols(to: upgradeAlways, context: context)
-                return
-            }
-            if head.headers.contains(name: "upgrade"), case .switchTo(let value) = upgrade {
-                switchProtocols(to: value, context: context)
                 return
             }
             var headers = HTTPHeaders([("Content-Length", "2")])
