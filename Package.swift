@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Parsing and validation of config/gatehouse.yaml and tenants/*.yaml.
@@ -42,7 +43,8 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        // Users, passwords, logins and the store (SQLite via GRDB), and the service that issues tokens.
+        // Users, passwords, logins, the store protocol and the service that issues tokens; the stores are modules
+        // of their own, chosen where the application is assembled.
         .target(
             name: "GatehouseIdentity",
             dependencies: [
@@ -50,11 +52,35 @@ let package = Package(
                 "GatehouseTokens",
                 "CArgon2",
                 "CCrypt",
-                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The embedded store: one SQLite file (GRDB), shared by the gateway and the command line on one host.
+        .target(
+            name: "GatehouseSQLiteStore",
+            dependencies: [
+                "GatehouseIdentity",
+                "GatehouseConfiguration",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The shared store of several replicas: PostgreSQL through postgres-nio, with LISTEN/NOTIFY for revocations.
+        .target(
+            name: "GatehousePostgresStore",
+            dependencies: [
+                "GatehouseIdentity",
+                "GatehouseConfiguration",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Tenant resolution, routing, path normalisation and the upstream side of forwarding.
@@ -84,6 +110,8 @@ let package = Package(
                 "GatehouseConfiguration",
                 "GatehouseProxy",
                 "GatehouseIdentity",
+                "GatehouseSQLiteStore",
+                "GatehousePostgresStore",
                 "GatehouseTokens",
                 "GatehouseBrowser",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -112,6 +140,8 @@ let package = Package(
             dependencies: [
                 "GatehouseConfiguration",
                 "GatehouseIdentity",
+                "GatehouseSQLiteStore",
+                "GatehousePostgresStore",
                 "GatehouseTokens",
                 "GatehouseServer",
                 "GatehouseEcho",
@@ -142,7 +172,23 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseIdentityTests",
-            dependencies: ["GatehouseIdentity", "GatehouseTokens", "GatehouseConfiguration", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["GatehouseIdentity", "GatehouseTokens", "GatehouseConfiguration"]
+        ),
+        .testTarget(
+            name: "GatehouseSQLiteStoreTests",
+            dependencies: ["GatehouseSQLiteStore", "GatehouseIdentity", "GatehouseConfiguration", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "GatehousePostgresStoreTests",
+            dependencies: ["GatehousePostgresStore", "GatehouseIdentity", "GatehouseConfiguration", "GatehouseTestSupport"]
+        ),
+        // One suite, every test run against each store: SQLite and a private PostgreSQL cluster.
+        .testTarget(
+            name: "GatehouseStoreConformanceTests",
+            dependencies: [
+                "GatehouseIdentity", "GatehouseSQLiteStore", "GatehousePostgresStore", "GatehouseTokens", "GatehouseConfiguration",
+                "GatehouseTestSupport", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "GatehouseBrowserTests",

@@ -5,7 +5,7 @@ public struct GatewayConfiguration: Sendable {
     /// Where users' data lives.
     public enum StoreLocation: Sendable, Hashable {
         case sqlite(path: String)
-        case postgres(url: String)
+        case postgres(PostgresURL)
     }
 
     public struct TLS: Sendable, Hashable {
@@ -103,7 +103,10 @@ public struct GatewayConfiguration: Sendable {
                     configuration.store = .sqlite(path: FilePath.resolve(path, against: directory))
                 }
             } else if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
-                configuration.store = .postgres(url: text)
+                switch PostgresURL.parse(text, relativeTo: directory) {
+                case .success(let url): configuration.store = .postgres(url)
+                case .failure(let error): reader.error(at: node, "'store': the PostgreSQL URL \(error)")
+                }
             } else {
                 reader.error(at: node, "'store' must be sqlite:PATH or postgres://user:pass@host:5432/db")
             }
@@ -133,6 +136,13 @@ public struct GatewayConfiguration: Sendable {
         if let node = mapping["password_hashing"] { configuration.passwordHashing = passwordHashing(node, reader) }
         if let node = mapping["access_log"], let value = reader.bool(node, field: "access_log") { configuration.accessLog = value }
         if let node = mapping["watch_tenants"], let value = reader.bool(node, field: "watch_tenants") { configuration.watchTenants = value }
+        if case .postgres = configuration.store, configuration.masterKey == nil {
+            // A key generated into one machine's data folder would leave every other replica unable to open the
+            // signing keys it seals.
+            reader.error(
+                at: mapping["master_key"] ?? mapping["store"],
+                "'master_key' is required with a PostgreSQL store: every replica must seal and open keys with the same one (e.g. master_key: ${GATEHOUSE_MASTER_KEY})")
+        }
         return configuration
     }
 

@@ -11,24 +11,13 @@ public enum IdentityBootstrap {
         public var description: String
     }
 
-    /// Opens the configured store and builds the service. `warn` receives one-line warnings (a generated master key).
+    /// Builds the service over an opened store. `dataDirectory` is where a master key is generated when the
+    /// configuration has none (the SQLite file's folder; nil for a shared store, which needs `master_key`).
+    /// `warn` receives one-line warnings (a generated master key).
     public static func open(
-        _ configuration: GatewayConfiguration, hashingThreads: Int = System.coreCount, logger: Logger = Logger(label: "gatehouse.identity"),
-        warn: (String) -> Void
+        _ configuration: GatewayConfiguration, store: any IdentityStore, dataDirectory: String?, hashingThreads: Int = System.coreCount,
+        logger: Logger = Logger(label: "gatehouse.identity"), warn: (String) -> Void
     ) throws -> IdentityService {
-        let store: any IdentityStore
-        let dataDirectory: String
-        switch configuration.store {
-        case .sqlite(let path):
-            do {
-                store = try SQLiteIdentityStore(path: path)
-            } catch {
-                throw Failure(description: "\(configuration.file): cannot open the SQLite store at \(path): \(error)")
-            }
-            dataDirectory = (path as NSString).deletingLastPathComponent
-        case .postgres:
-            throw Failure(description: "\(configuration.file): the PostgreSQL store is not available in this build yet; use store: sqlite:PATH")
-        }
         let masterKey = try masterKey(configuration, dataDirectory: dataDirectory, warn: warn)
         let revocations = RevocationList()
         let keys = SigningKeyManager(store: store, masterKey: masterKey)
@@ -42,8 +31,11 @@ public enum IdentityBootstrap {
 
     /// `master_key` from the configuration; when it is empty, a key generated once into the data folder
     /// (`master.key`, mode 0600), with a warning, so a first run just works.
-    static func masterKey(_ configuration: GatewayConfiguration, dataDirectory: String, warn: (String) -> Void) throws -> MasterKey {
+    static func masterKey(_ configuration: GatewayConfiguration, dataDirectory: String?, warn: (String) -> Void) throws -> MasterKey {
         if let configured = configuration.masterKey { return try MasterKey(base64: configured) }
+        guard let dataDirectory else {
+            throw Failure(description: "\(configuration.file): master_key is required with a shared store (every replica must use the same one)")
+        }
         let path = (dataDirectory as NSString).appendingPathComponent("master.key")
         if let existing = FileManager.default.contents(atPath: path) {
             do {

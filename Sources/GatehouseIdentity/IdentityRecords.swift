@@ -33,6 +33,16 @@ public struct UserRecord: Sendable, Hashable {
 
     /// The canonical form of an address (§5), as stored and looked up.
     public static func emailKey(_ email: String) -> String { EmailAddress.canonicalize(email) }
+
+    /// The roles as both stores keep them: a JSON array of strings.
+    public var encodedRoles: String {
+        String(decoding: (try? JSONEncoder().encode(roles)) ?? Data("[]".utf8), as: UTF8.self)
+    }
+
+    /// Reads ``encodedRoles``; a stored value that is not a JSON list of strings gives no roles (never more).
+    public static func decodeRoles(_ text: String) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
+    }
 }
 
 /// One login (a session of refresh tokens): its id is the `sid` claim of every access token issued under it.
@@ -110,23 +120,29 @@ public struct RevocationRecord: Sendable, Hashable {
     public var kind: String
     public var value: String
     public var expiresAt: Int64
+    /// When it was recorded, in milliseconds since 1970 (how long it took to reach a replica is measured from here).
+    public var recordedAtMilliseconds: Int64
 
-    public init(id: Int64, kind: String, value: String, expiresAt: Int64) {
+    public init(id: Int64, kind: String, value: String, expiresAt: Int64, recordedAtMilliseconds: Int64) {
         self.id = id
         self.kind = kind
         self.value = value
         self.expiresAt = expiresAt
+        self.recordedAtMilliseconds = recordedAtMilliseconds
     }
 }
 
 public enum IdentityStoreError: Error, Equatable, CustomStringConvertible {
     case emailTaken
     case notFound
+    /// The database cannot be reached (or did not answer in time). The reason never holds a password.
+    case unavailable(String)
 
     public var description: String {
         switch self {
         case .emailTaken: return "a user with this email already exists"
         case .notFound: return "no such user"
+        case .unavailable(let reason): return "the identity store is unavailable: \(reason)"
         }
     }
 }

@@ -43,6 +43,8 @@ public final class IdentityService: Sendable {
     public let revocations: RevocationList
     /// Browser sessions used recently by this process.
     public let sessions: SessionCache
+    /// Whether this replica's view of the store is current (``StoreSynchronizer`` keeps it).
+    public let health = StoreHealth()
     /// The key of the HTML forms' CSRF tokens, derived from the master key so every replica accepts every other's forms.
     public let formTokenKey: SymmetricKey
     private let hasher: PasswordHasher
@@ -259,16 +261,20 @@ public final class IdentityService: Sendable {
     // MARK: Revocation
 
     /// Brings this process's revocation list up to date with the store (revocations by other replicas or the CLI).
-    /// Returns the id to continue from.
-    public func syncRevocations(after id: Int64) async throws -> Int64 {
+    /// Returns the cursor to continue from.
+    public func syncRevocations(after cursor: Int64) async throws -> Int64 {
         let now = Self.now()
-        var last = id
-        for record in try await store.revocations(after: id, now: now) {
-            revocations.revoke(record.kind == "sid" ? .login : .tokenID, record.value, until: record.expiresAt)
-            last = record.id
-        }
+        let batch = try await store.revocations(after: cursor, now: now)
+        apply(batch.records)
         revocations.purge(now: now)
-        return last
+        return batch.cursor
+    }
+
+    /// Enforces revocations read from, or pushed by, the store.
+    func apply(_ records: [RevocationRecord]) {
+        for record in records {
+            revocations.revoke(record.kind == "sid" ? .login : .tokenID, record.value, until: record.expiresAt)
+        }
     }
 
     private func revokeLogins(_ sids: [String], tenant: TenantConfiguration) async throws {

@@ -1,9 +1,18 @@
 import Foundation
 
-/// Where users, logins, refresh tokens, revocations and signing keys live. SQLite (``SQLiteIdentityStore``) for one
-/// gateway; PostgreSQL for several replicas. Every method is async and never blocks its caller's thread; times are
-/// seconds since 1970 so that both databases store plain integers.
+/// Where users, logins, refresh tokens, revocations and signing keys live: SQLite (`GatehouseSQLiteStore`) for one
+/// host, PostgreSQL (`GatehousePostgresStore`) for several replicas. Both pass the same conformance suite. Every
+/// method is async and never blocks its caller's thread; times are seconds since 1970 so that both databases store
+/// plain integers. A method that cannot reach the database throws ``IdentityStoreError/unavailable(_:)``.
 public protocol IdentityStore: Sendable {
+    /// Brings the schema up to date; called once before the store is used (replicas starting together may all
+    /// call it: each migration is applied once).
+    func prepare() async throws
+
+    /// Hints that something may have changed in the store since the last look (another process's write, a
+    /// revocation pushed by the database), for this replica's ``StoreSynchronizer``. One consumer.
+    func changeSignals() -> AsyncStream<StoreSignal>
+
     /// Throws ``IdentityStoreError/emailTaken`` when the tenant already has this email, in any case.
     func insertUser(_ user: UserRecord) async throws
     func user(tenant: String, email: String) async throws -> UserRecord?
@@ -16,15 +25,17 @@ public protocol IdentityStore: Sendable {
     func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord) async throws
     /// Spends a refresh token and stores its replacement, atomically. Presenting a spent token revokes its login
     /// (recording the revocation until `revokeUntil`).
-    func rotateRefreshToken(hash: String, tenant: String, replacement: @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64)
+    func rotateRefreshToken(hash: String, tenant: String, replacement: @escaping @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64)
         async throws -> RefreshOutcome
     /// Revokes logins (their refresh tokens stop working) and records them for every replica's proxy path.
     func revokeLogins(_ sids: [String], until: Int64) async throws
     /// The user's live logins.
     func logins(tenant: String, userID: String) async throws -> [LoginRecord]
     func revokeToken(jti: String, until: Int64) async throws
-    /// Revocations recorded after `id` that still matter at `now`, in order.
-    func revocations(after id: Int64, now: Int64) async throws -> [RevocationRecord]
+    /// Revocations that still matter at `now` and were committed after the read that returned `cursor` (0: all of
+    /// them). Never skips one: a revocation may be returned twice, but one committed late, with an earlier id than
+    /// one already read, is still returned. Pass the batch's ``RevocationBatch/cursor`` to the next call.
+    func revocations(after cursor: Int64, now: Int64) async throws -> RevocationBatch
 
     /// Reserves one password check for (tenant, emailKey) before it is made (§5): atomically, and across every
     /// process sharing the store, forgets failures older than `windowStart` and records this attempt as a failure
@@ -58,6 +69,32 @@ public protocol IdentityStore: Sendable {
     func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64) async throws -> Bool
 }
 
+/// A catch-up read of revocations and where the next one continues.
+public struct RevocationBatch: Sendable, Equatable {
+    public var records: [RevocationRecord]
+    public var cursor: Int64
+
+    public init(records: [RevocationRecord], cursor: Int64) {
+        self.records = records
+        self.cursor = cursor
+    }
+}
+
+/// What a store tells its replica's synchroniser between catch-up reads.
+public enum StoreSignal: Sendable, Equatable {
+    /// Revocations the database pushed as they committed (PostgreSQL `NOTIFY`): apply them now, no query needed.
+    case revoked([RevocationRecord])
+    /// Something changed (another process wrote): read revocations now.
+    case changed
+    /// A tenant's signing keys changed (a rotation, or another replica's first key): reload them now.
+    case keysChanged
+    /// The connection that carries signals is lost: signals may be missed until ``reconnected``.
+    case disconnected(reason: String)
+    /// It is back: anything may have been missed meanwhile, so the replica reloads every live revocation before it
+    /// calls itself in sync.
+    case reconnected
+}
+
 /// Users whose stored addresses became one address when the store moved to canonical addresses (§5): none of them
 /// can log in with it until an operator removes or renames all but one.
 public struct EmailConflict: Sendable, Equatable {
@@ -65,6 +102,12 @@ public struct EmailConflict: Sendable, Equatable {
     /// The canonical address they share.
     public var email: String
     public var userIDs: [String]
+
+    public init(tenant: String, email: String, userIDs: [String]) {
+        self.tenant = tenant
+        self.email = email
+        self.userIDs = userIDs
+    }
 
     /// One line for an operator: what collided and what to do.
     public var explanation: String {

@@ -1,22 +1,25 @@
+import GatehouseIdentity
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The admin listener: `/healthz` (the process is up) and `/readyz` (configured and not draining).
-/// Never served on the public listener.
+/// The admin listener: `/healthz` (the process is up), `/readyz` (configured and not draining; the store's state
+/// in the body, since proxying goes on while it is down, §9) and `/metrics`. Never served on the public listener.
 struct AdminListener {
     let group: EventLoopGroup
     let address: (host: String, port: Int)
+    let health: StoreHealth
     let readiness: @Sendable () -> (ready: Bool, detail: String)
 
     func bind() async throws -> Channel {
         let readiness = self.readiness
+        let health = self.health
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(readiness: readiness))
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(health: health, readiness: readiness))
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -29,9 +32,11 @@ final class AdminHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let readiness: @Sendable () -> (ready: Bool, detail: String)
+    private let health: StoreHealth
     private var head: HTTPRequestHead?
 
-    init(readiness: @escaping @Sendable () -> (ready: Bool, detail: String)) {
+    init(health: StoreHealth, readiness: @escaping @Sendable () -> (ready: Bool, detail: String)) {
+        self.health = health
         self.readiness = readiness
     }
 
@@ -59,11 +64,20 @@ final class AdminHandler: ChannelInboundHandler {
         case (.GET, "/readyz"), (.HEAD, "/readyz"):
             let (ready, detail) = readiness()
             status = ready ? .ok : .serviceUnavailable
-            body = "{\"status\":\(JSON.quote(ready ? "ready" : "not ready")),\"detail\":\(JSON.quote(detail))}"
+            body = "{\"status\":\(JSON.quote(ready ? "ready" : "not ready")),\"detail\":\(JSON.quote(detail)),\"store\":\(JSON.quote(health.detail))}"
             contentType = "application/json"
+        case (.GET, "/metrics"), (.HEAD, "/metrics"):
+            status = .ok
+            body = """
+                # HELP gatehouse_store_up Whether this replica reaches its identity store (1) or serves from memory (0).
+                # TYPE gatehouse_store_up gauge
+                gatehouse_store_up \(health.isUp ? 1 : 0)
+
+                """
+            contentType = "text/plain; version=0.0.4; charset=utf-8"
         default:
             status = .notFound
-            body = ProblemResponse(.notFound, "The admin listener serves /healthz and /readyz.").body
+            body = ProblemResponse(.notFound, "The admin listener serves /healthz, /readyz and /metrics.").body
             contentType = "application/problem+json"
         }
         var headers = HTTPHeaders()

@@ -20,17 +20,22 @@ public final class GatewayServer: Sendable {
     private let catalog: NIOLockedValueBox<TenantCatalog>
     private let channels = NIOLockedValueBox<(public: Channel?, admin: Channel?)>((nil, nil))
     private let draining = NIOLockedValueBox(false)
-    /// Keeps revocations and keys in step with the store (the CLI and other replicas write there too).
-    private let storeSync = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    /// Where the start-up read of revocations ended: the synchroniser continues from there.
+    private let revocationCursor = NIOLockedValueBox<Int64>(0)
     private let logger: Logger
 
     /// - Parameters:
+    ///   - store: the opened store; by default the configured one is opened here (a store with background work,
+    ///     PostgreSQL, must have its ``OpenedStore/services`` running).
     ///   - accessLogOutput: where access-log lines go (standard output by default); ignored when `access_log: false`.
     public init(
-        configuration: LoadedConfiguration, environment: [String: String], group: EventLoopGroup, logger: Logger,
+        configuration: LoadedConfiguration, environment: [String: String], group: EventLoopGroup, logger: Logger, store: OpenedStore? = nil,
         accessLogOutput: (@Sendable ([UInt8]) -> Void)? = nil
     ) throws {
-        let identity = try IdentityBootstrap.open(configuration.gateway, logger: logger) { warning in logger.warning("\(warning)") }
+        let opened = try store ?? StoreBootstrap.open(configuration.gateway, group: group, logger: logger)
+        let identity = try IdentityBootstrap.open(configuration.gateway, store: opened.store, dataDirectory: opened.dataDirectory, logger: logger) {
+            warning in logger.warning("\(warning)")
+        }
         self.configuration = configuration.gateway
         self.environment = environment
         self.group = group
@@ -47,44 +52,24 @@ public final class GatewayServer: Sendable {
         self.catalog = NIOLockedValueBox(configuration.tenants)
     }
 
-    /// Loads the tenants' keys and the revocations, then binds both listeners.
+    /// Brings the store's schema up to date, loads the tenants' keys and the revocations, then binds both
+    /// listeners. Run ``synchronizer()`` afterwards to keep them current.
     public func start() async throws {
         let identity = state.identity
+        try await identity.store.prepare()
         for conflict in try await identity.store.emailConflicts() {
             logger.error("accounts share one email address; they cannot log in", metadata: ["conflict": "\(conflict.explanation)"])
         }
         try await identity.keys.setTenants(Array(catalog.withLockedValue { $0.tenants.values }))
-        let revocationCursor = try await identity.syncRevocations(after: 0)
-        let logger = self.logger
+        let cursor = try await identity.syncRevocations(after: 0)
+        revocationCursor.withLockedValue { $0 = cursor }
         let state = self.state
-        storeSync.withLockedValue { task in
-            task = Task {
-                var cursor = revocationCursor
-                var ticks = 0
-                while !Task.isCancelled {
-                    do {
-                        try await Task.sleep(for: .seconds(1))
-                        cursor = try await identity.syncRevocations(after: cursor)
-                        ticks += 1
-                        if ticks % 5 == 0 { try await identity.keys.reload() }
-                        if ticks % 600 == 0 {
-                            // Sessions past their end are never read again; keep the table small.
-                            for tenant in state.tenants.tenants.values { _ = try await identity.purgeSessions(tenant: tenant.configuration) }
-                        }
-                    } catch is CancellationError {
-                        break  // shutting down
-                    } catch {
-                        logger.warning("cannot sync with the identity store", metadata: ["error": "\(error)"])
-                    }
-                }
-            }
-        }
         let publicChannel = try await PublicListener(state: state, pools: pools, group: group, quiescing: quiescing).bind()
         let adminAddress = (configuration.adminListen.host, configuration.adminListen.port)
         let draining = self.draining
         let adminChannel: Channel
         do {
-            adminChannel = try await AdminListener(group: group, address: adminAddress) {
+            adminChannel = try await AdminListener(group: group, address: adminAddress, health: identity.health) {
                 if draining.withLockedValue({ $0 }) { return (false, "draining") }
                 return (true, "\(state.tenants.count) tenants")
             }.bind()
@@ -110,6 +95,15 @@ public final class GatewayServer: Sendable {
     private static func describe(_ address: SocketAddress?) -> String {
         guard let address, let ip = address.ipAddress, let port = address.port else { return "?" }
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
+    /// Keeps this replica's revocations and keys in step with the store (the CLI and other replicas write there
+    /// too), and purges what expired. ``GatewayService`` runs it.
+    public func synchronizer() -> StoreSynchronizer {
+        let state = self.state
+        return StoreSynchronizer(
+            identity: state.identity, cursor: revocationCursor.withLockedValue { $0 },
+            tenants: { state.tenants.tenants.values.map(\.configuration) }, logger: logger)
     }
 
     /// The bound public address (useful with port 0).
@@ -164,7 +158,6 @@ public final class GatewayServer: Sendable {
         deadline.cancel()
         for future in pools.closeAll() { try? await future.get() }
         try? await adminChannel?.close()
-        storeSync.withLockedValue { $0?.cancel() }
         try? await state.identity.shutdown()
         await state.endpointExecutor.shutdown()
         state.accessLog?.flush()

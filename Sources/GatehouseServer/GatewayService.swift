@@ -22,7 +22,11 @@ public struct GatewayService: Service {
 
     public func run() async throws {
         try await server.start()
+        let synchronizer = server.synchronizer()
         await withDiscardingTaskGroup { group in
+            group.addTask {
+                do { try await synchronizer.run() } catch { logger.error("store synchroniser stopped", metadata: ["error": "\(error)"]) }
+            }
             group.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) {
                     logger.info("SIGHUP: reloading tenants")

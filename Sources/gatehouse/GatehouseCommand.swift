@@ -3,6 +3,7 @@ import Foundation
 import GatehouseConfiguration
 import GatehouseEcho
 import GatehouseIdentity
+import GatehouseSQLiteStore
 import GatehouseServer
 import Logging
 import NIOCore
@@ -14,8 +15,16 @@ struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "A multi-tenant identity gateway: sign-up, login, JWT validation and a policy-enforcing reverse proxy.",
-        subcommands: [Serve.self, Check.self, Users.self, Keys.self, Echo.self]
+        subcommands: [Serve.self, Check.self, Users.self, Keys.self, Store.self, Echo.self]
     )
+
+    /// The subcommands other than `serve` report through their output and exit status; the store's own log lines
+    /// are for warnings only.
+    static var commandLogger: Logger {
+        var logger = Logger(label: "gatehouse")
+        logger.logLevel = .warning
+        return logger
+    }
 }
 
 struct ConfigOption: ParsableArguments {
@@ -52,13 +61,18 @@ struct Serve: AsyncParsableCommand {
         let threads = environment["GATEHOUSE_THREADS"].flatMap(Int.init).map { max(1, $0) } ?? System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let server: GatewayServer
+        let store: OpenedStore
         do {
-            server = try GatewayServer(configuration: loaded, environment: environment, group: group, logger: logger)
+            store = try StoreBootstrap.open(loaded.gateway, group: group, logger: logger)
+            // A wrong password, host or database ends the process here, with the reason, not at the first login.
+            try await StoreBootstrap.verify(store)
+            server = try GatewayServer(configuration: loaded, environment: environment, group: group, logger: logger, store: store)
         } catch {
             throw Failure(description: "gatehouse: \(error)")
         }
+        // The store's background work first: the group stops services in reverse order, so it outlives the drain.
         var configuration = ServiceGroupConfiguration(
-            services: [.init(service: GatewayService(server: server, logger: logger))],
+            services: store.services.map { .init(service: $0) } + [.init(service: GatewayService(server: server, logger: logger))],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // The server drains for at most 30 s; past that, cancel, and never hang on exit.
@@ -85,6 +99,7 @@ struct Check: AsyncParsableCommand {
             let routes = loaded.tenants.tenants.values.reduce(0) { $0 + $1.routes.count }
             print("\(options.config): ok (\(tenants) tenant\(tenants == 1 ? "" : "s"), \(routes) route\(routes == 1 ? "" : "s"))")
             // Accounts the move to canonical addresses found sharing one address (§5), when the store exists.
+            // (A PostgreSQL URL is checked for syntax only: whether its server answers is for `serve` to find out.)
             if case .sqlite(let path) = loaded.gateway.store, FileManager.default.fileExists(atPath: path) {
                 for conflict in try SQLiteIdentityStore.emailConflicts(readingFileAt: path) { print("warning: \(conflict.explanation)") }
             }

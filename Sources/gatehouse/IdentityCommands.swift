@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import GatehouseConfiguration
 import GatehouseIdentity
+import GatehouseServer
+import Logging
 
 /// The options every `users` and `keys` subcommand takes.
 struct TenantOptions: ParsableArguments {
@@ -21,27 +23,19 @@ struct TenantOptions: ParsableArguments {
         guard let tenant = loaded.tenants.tenants[tenant] else {
             throw Failure(description: "no tenant '\(tenant)' in \(loaded.gateway.tenantsDirectory)")
         }
-        let identity: IdentityService
+        let warn: (String) -> Void = { warning in FileHandle.standardError.write(Data(("warning: " + warning + "\n").utf8)) }
         do {
-            identity = try IdentityBootstrap.open(loaded.gateway, hashingThreads: 1) { warning in
-                FileHandle.standardError.write(Data(("warning: " + warning + "\n").utf8))
+            return try await StoreBootstrap.withIdentity(loaded.gateway, logger: Gatehouse.commandLogger, warn: warn) { identity in
+                try await body(identity, tenant)
             }
-        } catch {
-            throw Failure(description: "\(error)")
-        }
-        do {
-            let result = try await body(identity, tenant)
-            try? await identity.shutdown()
-            return result
         } catch let error as IdentityError {
-            try? await identity.shutdown()
             throw Failure(description: "\(command): \(Users.describe(error, tenant: tenant))")
         } catch let error as SigningKeyManager.KeyFailure {
-            try? await identity.shutdown()
             throw Failure(description: "\(command): \(error)")
-        } catch {
-            try? await identity.shutdown()
-            throw error
+        } catch let error as StoreBootstrap.Failure {
+            throw Failure(description: "\(command): \(error)")
+        } catch let error as IdentityStoreError {
+            throw Failure(description: "\(command): \(error)")
         }
     }
 }

@@ -51,7 +51,10 @@ final class TestGateway {
             configuration: loaded, environment: [:], group: group, logger: Logger(label: "test"),
             accessLogOutput: { bytes in accessLog.withLockedValue { $0 += bytes } })
         try await server.start()
-        return TestGateway(root: root, server: server, echo: echo, upstreams: upstreams, accessLog: accessLog)
+        // What GatewayService runs next to the listeners.
+        let synchronizer = server.synchronizer()
+        let sync = Task { _ = try? await synchronizer.run() }
+        return TestGateway(root: root, server: server, echo: echo, upstreams: upstreams, accessLog: accessLog, sync: sync)
     }
 
     /// Runs `body` against a started gateway and always stops it afterwards.
@@ -69,7 +72,12 @@ final class TestGateway {
         await gateway.stop()
     }
 
-    private init(root: URL, server: GatewayServer, echo: Channel, upstreams: [ScriptedUpstream], accessLog: NIOLockedValueBox<[UInt8]>) {
+    private let sync: Task<Void, Never>
+
+    private init(
+        root: URL, server: GatewayServer, echo: Channel, upstreams: [ScriptedUpstream], accessLog: NIOLockedValueBox<[UInt8]>, sync: Task<Void, Never>
+    ) {
+        self.sync = sync
         self.root = root
         self.server = server
         self.echo = echo
@@ -89,6 +97,8 @@ final class TestGateway {
     }
 
     func stop() async {
+        sync.cancel()
+        await sync.value
         await server.shutdown(gracePeriod: .seconds(2))
         try? await echo.close()
         for upstream in upstreams { await upstream.stop() }

@@ -7,8 +7,8 @@ import Testing
 @Suite struct IdentityServiceTests {
     /// The store's attempt reservations (§5): at most `limit` per window, across callers; a reservation whose
     /// password was never checked (the hashing queue was full) can be given back.
-    @Test func loginAttemptsAreReservedAtomicallyAndCanBeGivenBack() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func loginAttemptsAreReservedAtomicallyAndCanBeGivenBack(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let store = fixture.identity.store
         let results = try await withThrowingTaskGroup(of: LoginAttemptReservation.self) { group in
@@ -29,8 +29,8 @@ import Testing
 
     /// A login with an address no account can have records no lockout row (a junk address must not grow the store),
     /// and the periodic purge forgets failures outside the window.
-    @Test func junkAddressesRecordNothingAndOldFailuresArePurged() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func junkAddressesRecordNothingAndOldFailuresArePurged(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let store = fixture.identity.store
         let junk = "<" + String(repeating: "\u{FDFA}", count: 500) + "@acme.test>"
@@ -45,8 +45,8 @@ import Testing
         #expect(try await store.loginFailures(tenant: "acme", emailKey: "old@acme.test", since: 0).isEmpty)
     }
 
-    @Test func concurrentSignupsOfOneEmailCreateExactlyOneUser() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func concurrentSignupsOfOneEmailCreateExactlyOneUser(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let results = await withTaskGroup(of: Bool.self) { group in
             for index in 0..<12 {
@@ -61,8 +61,8 @@ import Testing
         #expect(try await fixture.identity.store.users(tenant: "acme").count == 1)
     }
 
-    @Test func signupValidatesItsInput() async throws {
-        let fixture = try IdentityFixture.make(tenantExtra: "password: {min_length: 10}\n")
+    @Test(arguments: StoreKind.allCases) func signupValidatesItsInput(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind, tenantExtra: "password: {min_length: 10}\n")
         defer { Task { await fixture.close() } }
         let identity = fixture.identity
         await #expect(throws: IdentityError.invalidEmail) {
@@ -85,8 +85,8 @@ import Testing
         }
     }
 
-    @Test func refreshRotatesAndAReusedTokenRevokesTheWholeLogin() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func refreshRotatesAndAReusedTokenRevokesTheWholeLogin(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let identity = fixture.identity
         _ = try await identity.signUp(tenant: fixture.tenant, email: "r@acme.test", password: "long enough pw", name: "R")
@@ -101,8 +101,8 @@ import Testing
         await #expect(throws: IdentityError.invalidRefreshToken) { try await identity.refresh(tenant: fixture.tenant, refreshToken: "unknown") }
     }
 
-    @Test func lockoutStartsAfterMaxFailuresAndSkipsHashing() async throws {
-        let fixture = try IdentityFixture.make(tenantExtra: "lockout: {max_failures: 3, window: 15m}\n")
+    @Test(arguments: StoreKind.allCases) func lockoutStartsAfterMaxFailuresAndSkipsHashing(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind, tenantExtra: "lockout: {max_failures: 3, window: 15m}\n")
         defer { Task { await fixture.close() } }
         let identity = fixture.identity
         _ = try await identity.signUp(tenant: fixture.tenant, email: "l@acme.test", password: "long enough pw", name: nil)
@@ -119,8 +119,8 @@ import Testing
         }
     }
 
-    @Test func passwordChangeAndDisablingRevokeLogins() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func passwordChangeAndDisablingRevokeLogins(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let identity = fixture.identity
         _ = try await identity.signUp(tenant: fixture.tenant, email: "p@acme.test", password: "long enough pw", name: nil)
@@ -139,8 +139,8 @@ import Testing
         }
     }
 
-    @Test func keysAreCreatedOnceRotatedAndRetired() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func keysAreCreatedOnceRotatedAndRetired(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let keys = fixture.identity.keys
         try await keys.setTenants([fixture.tenant])

@@ -1,14 +1,23 @@
 import GatehouseConfiguration
+import GatehouseIdentity
 import Foundation
 import GRDB
+import Synchronization
 
 /// The embedded store: one SQLite file in WAL mode through GRDB. Writes are serialised by SQLite; reads run
 /// concurrently. Every call goes through GRDB's async API, off the caller's thread.
 public final class SQLiteIdentityStore: IdentityStore {
     private let pool: DatabasePool
+    private let path: String
+    /// How often ``changeSignals()`` looks for another connection's commit.
+    private let changePollInterval: Duration
 
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
-    public init(path: String) throws {
+    /// - Parameter changePollInterval: how often a running gateway checks whether another process (the CLI)
+    ///   committed; a revocation by `gatehouse users disable` is enforced within about this long.
+    public init(path: String, changePollInterval: Duration = .milliseconds(50)) throws {
+        self.path = path
+        self.changePollInterval = changePollInterval
         try FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var configuration = Configuration()
@@ -123,7 +132,44 @@ public final class SQLiteIdentityStore: IdentityStore {
                 }
             }
         }
+        migrator.registerMigration("v4: one active key per tenant, revocation times") { db in
+            // Two keys could be active after a race between replicas' first logins (check, then insert): keep the
+            // newest signing, let the others verify until the tokens they signed can have expired (a day at most).
+            let tenants = try String.fetchAll(
+                db, sql: "SELECT tenant FROM signing_keys WHERE retired_at IS NULL GROUP BY tenant HAVING COUNT(*) > 1")
+            for tenant in tenants {
+                try db.execute(
+                    sql: """
+                        UPDATE signing_keys SET retired_at = created_at, verifies_until = created_at + 86400
+                        WHERE tenant = ? AND retired_at IS NULL AND rowid <>
+                            (SELECT rowid FROM signing_keys WHERE tenant = ? AND retired_at IS NULL ORDER BY created_at DESC, rowid DESC LIMIT 1)
+                        """, arguments: [tenant, tenant])
+            }
+            try db.execute(
+                sql: """
+                    CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys(tenant) WHERE retired_at IS NULL;
+                    ALTER TABLE revocations ADD COLUMN recorded_at_ms INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
+    }
+
+    /// Migrations run when the store is opened.
+    public func prepare() async throws {}
+
+    /// Looks for other connections' commits with `PRAGMA data_version` on a connection of its own (the number
+    /// changes only when another connection commits), every ``changePollInterval``: a query a few microseconds
+    /// long, where reading the revocations each time would cost a real read.
+    public func changeSignals() -> AsyncStream<StoreSignal> {
+        let watcher = DataVersionWatcher(path: path)
+        let interval = changePollInterval
+        return AsyncStream(unfolding: {
+            while !Task.isCancelled {
+                if await watcher.hasChanged() { return .changed }
+                do { try await Task.sleep(for: interval) } catch { return nil }
+            }
+            return nil
+        })
     }
 
     // MARK: Users
@@ -174,7 +220,7 @@ public final class SQLiteIdentityStore: IdentityStore {
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
-                        user.id, user.tenant, user.email, user.emailKey, user.name, Self.encodeRoles(user.roles), user.passwordHash,
+                        user.id, user.tenant, user.email, user.emailKey, user.name, user.encodedRoles, user.passwordHash,
                         user.disabled, user.createdAt,
                     ])
             }
@@ -206,7 +252,7 @@ public final class SQLiteIdentityStore: IdentityStore {
         let changed = try await pool.write { db in
             try db.execute(
                 sql: "UPDATE users SET name = ?, roles = ?, password_hash = ?, disabled = ? WHERE id = ? AND tenant = ?",
-                arguments: [user.name, Self.encodeRoles(user.roles), user.passwordHash, user.disabled, user.id, user.tenant])
+                arguments: [user.name, user.encodedRoles, user.passwordHash, user.disabled, user.id, user.tenant])
             return db.changesCount
         }
         if changed == 0 { throw IdentityStoreError.notFound }
@@ -224,7 +270,7 @@ public final class SQLiteIdentityStore: IdentityStore {
     }
 
     public func rotateRefreshToken(
-        hash: String, tenant: String, replacement: @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64
+        hash: String, tenant: String, replacement: @escaping @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64
     ) async throws -> RefreshOutcome {
         try await pool.write { db -> RefreshOutcome in
             guard
@@ -268,15 +314,23 @@ public final class SQLiteIdentityStore: IdentityStore {
     public func revokeToken(jti: String, until: Int64) async throws {
         try await pool.write { db in
             try db.execute(
-                sql: "INSERT INTO revocations (kind, value, expires_at) VALUES ('jti', ?, ?)", arguments: [jti, until])
+                sql: "INSERT INTO revocations (kind, value, expires_at, recorded_at_ms) VALUES ('jti', ?, ?, ?)",
+                arguments: [jti, until, Self.milliseconds()])
         }
     }
 
-    public func revocations(after id: Int64, now: Int64) async throws -> [RevocationRecord] {
+    public func revocations(after cursor: Int64, now: Int64) async throws -> RevocationBatch {
+        // The id is a commit order here: SQLite has one writer at a time, so a row with a lower id can never commit
+        // after a read has seen a higher one.
         try await pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM revocations WHERE id > ? AND expires_at >= ? ORDER BY id", arguments: [id, now]
-            ).map { RevocationRecord(id: $0["id"], kind: $0["kind"], value: $0["value"], expiresAt: $0["expires_at"]) }
+            let records = try Row.fetchAll(
+                db, sql: "SELECT * FROM revocations WHERE id > ? AND expires_at >= ? ORDER BY id", arguments: [cursor, now]
+            ).map {
+                RevocationRecord(
+                    id: $0["id"], kind: $0["kind"], value: $0["value"], expiresAt: $0["expires_at"], recordedAtMilliseconds: $0["recorded_at_ms"])
+            }
+            let last = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM revocations") ?? 0
+            return RevocationBatch(records: records, cursor: max(cursor, last))
         }
     }
 
@@ -431,13 +485,17 @@ public final class SQLiteIdentityStore: IdentityStore {
     private static func revoke(sids: [String], until: Int64, _ db: Database) throws {
         for sid in sids {
             try db.execute(sql: "UPDATE logins SET revoked = 1 WHERE sid = ?", arguments: [sid])
-            try db.execute(sql: "INSERT INTO revocations (kind, value, expires_at) VALUES ('sid', ?, ?)", arguments: [sid, until])
+            try db.execute(
+                sql: "INSERT INTO revocations (kind, value, expires_at, recorded_at_ms) VALUES ('sid', ?, ?, ?)",
+                arguments: [sid, until, Self.milliseconds()])
         }
     }
 
+    private static func milliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
     private static func user(_ row: Row) -> UserRecord {
         UserRecord(
-            id: row["id"], tenant: row["tenant"], email: row["email"], name: row["name"], roles: decodeRoles(row["roles"]),
+            id: row["id"], tenant: row["tenant"], email: row["email"], name: row["name"], roles: UserRecord.decodeRoles(row["roles"]),
             passwordHash: row["password_hash"], disabled: row["disabled"], createdAt: row["created_at"])
     }
 
@@ -447,11 +505,68 @@ public final class SQLiteIdentityStore: IdentityStore {
             createdAt: row["created_at"], retiredAt: row["retired_at"], verifiesUntil: row["verifies_until"])
     }
 
-    private static func encodeRoles(_ roles: [String]) -> String {
-        String(decoding: (try? JSONEncoder().encode(roles)) ?? Data("[]".utf8), as: UTF8.self)
+}
+
+extension SQLiteIdentityStore {
+    /// Every table of ``StoreTable/schema``, read in one transaction (one consistent copy), for `store migrate`.
+    public func exportTables() async throws -> [StoreTable] {
+        try await pool.read { db in
+            try StoreTable.schema.map { table in
+                let rows = try Row.fetchAll(db, sql: "SELECT \(table.columns.joined(separator: ", ")) FROM \(table.name) ORDER BY rowid")
+                return StoreTable(name: table.name, columns: table.columns, rows: rows.map { row in
+                    table.columns.map { column in
+                        switch row[column] as DatabaseValue? {
+                        case .none: return .null
+                        case .some(let value):
+                            switch value.storage {
+                            case .null: return .null
+                            case .int64(let number): return .integer(number)
+                            case .double(let number): return .integer(Int64(number))
+                            case .string(let text): return .text(text)
+                            case .blob(let data): return .blob(Array(data))
+                            }
+                        }
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// `PRAGMA data_version` of one SQLite file, read on a connection of its own.
+final class DataVersionWatcher: Sendable {
+    private struct State {
+        var queue: DatabaseQueue?
+        var version: Int?
     }
 
-    private static func decodeRoles(_ text: String) -> [String] {
-        (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
+    private let path: String
+    private let state = Mutex(State())
+
+    init(path: String) {
+        self.path = path
+    }
+
+    /// Whether another connection committed since the last call (false on the first, and when the file cannot be
+    /// read: the periodic catch-up covers that).
+    func hasChanged() async -> Bool {
+        do {
+            let queue = try state.withLock { state in
+                if let queue = state.queue { return queue }
+                var configuration = Configuration()
+                configuration.readonly = true
+                let queue = try DatabaseQueue(path: path, configuration: configuration)
+                state.queue = queue
+                return queue
+            }
+            let version = try await queue.read { db in try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0 }
+            return state.withLock { state in
+                defer { state.version = version }
+                return state.version.map { $0 != version } ?? false
+            }
+        } catch {
+            state.withLock { $0 = State() }
+            return false
+        }
     }
 }

@@ -18,8 +18,8 @@ import Testing
         return (cookie, user)
     }
 
-    @Test func aLoginStartsASessionThatCarriesTheUsersIdentity() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func aLoginStartsASessionThatCarriesTheUsersIdentity(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let identity = fixture.identity
         let user = try await identity.signUp(tenant: fixture.tenant, email: "Ann@acme.test", password: "long enough pw", name: "Ann")
@@ -41,8 +41,8 @@ import Testing
         }
     }
 
-    @Test func aReplicaThatNeverSawTheSessionFindsItInTheStore() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func aReplicaThatNeverSawTheSessionFindsItInTheStore(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let (cookie, user) = try await Self.storedSession(fixture)
         #expect(fixture.identity.cachedSession(tenant: fixture.tenant, cookie: cookie).isUnknown)
@@ -51,8 +51,8 @@ import Testing
         #expect(fixture.identity.cachedSession(tenant: fixture.tenant, cookie: cookie).isValid)
     }
 
-    @Test func forgedMalformedAndForeignCookiesAreNoSession() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func forgedMalformedAndForeignCookiesAreNoSession(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let (cookie, _) = try await Self.storedSession(fixture)
         let identity = fixture.identity
@@ -68,22 +68,22 @@ import Testing
         #expect(!identity.cachedSession(tenant: other, cookie: cookie).isValid)
     }
 
-    @Test func anIdleSessionEnds() async throws {
-        let fixture = try IdentityFixture.make(tenantExtra: "session: {idle_timeout: 10m, absolute_timeout: 7d}\n")
+    @Test(arguments: StoreKind.allCases) func anIdleSessionEnds(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind, tenantExtra: "session: {idle_timeout: 10m, absolute_timeout: 7d}\n")
         defer { Task { await fixture.close() } }
         let (cookie, _) = try await Self.storedSession(fixture, createdAgo: 3600, lastSeenAgo: 601)
         #expect(try await fixture.identity.session(tenant: fixture.tenant, cookie: cookie) == nil)
     }
 
-    @Test func aSessionPastItsAbsoluteEndEndsHoweverActive() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func aSessionPastItsAbsoluteEndEndsHoweverActive(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let (cookie, _) = try await Self.storedSession(fixture, createdAgo: 7 * 86_400, lastSeenAgo: 0, expiresIn: 0)
         #expect(try await fixture.identity.session(tenant: fixture.tenant, cookie: cookie) == nil)
     }
 
-    @Test func useSlidesTheStoredIdleTimeout() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func useSlidesTheStoredIdleTimeout(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let (cookie, _) = try await Self.storedSession(fixture, createdAgo: 600, lastSeenAgo: 300)
         let hash = IdentityService.hashToken(cookie)
@@ -93,8 +93,8 @@ import Testing
         #expect(try #require(stored).lastSeenAt >= before)
     }
 
-    @Test func endingASessionRevokesItForEveryReplica() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func endingASessionRevokesItForEveryReplica(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let identity = fixture.identity
         let (cookie, _) = try await Self.storedSession(fixture)
@@ -107,8 +107,8 @@ import Testing
         #expect(try await !identity.endSession(tenant: fixture.tenant, cookie: cookie))
     }
 
-    @Test func aCachedSessionIsDroppedOnceItsLoginIsRevokedElsewhere() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func aCachedSessionIsDroppedOnceItsLoginIsRevokedElsewhere(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let identity = fixture.identity
         let (cookie, _) = try await Self.storedSession(fixture)
@@ -119,8 +119,8 @@ import Testing
         #expect(!identity.cachedSession(tenant: fixture.tenant, cookie: cookie).isValid)
     }
 
-    @Test func disablingTheUserOrChangingThePasswordEndsTheirSessions() async throws {
-        let fixture = try IdentityFixture.make()
+    @Test(arguments: StoreKind.allCases) func disablingTheUserOrChangingThePasswordEndsTheirSessions(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
         let identity = fixture.identity
         let (cookie, _) = try await Self.storedSession(fixture)
@@ -133,8 +133,8 @@ import Testing
         #expect(try await identity.session(tenant: fixture.tenant, cookie: second.cookieValue) == nil)
     }
 
-    @Test func purgeForgetsSessionsThatCanNoLongerBeUsed() async throws {
-        let fixture = try IdentityFixture.make(tenantExtra: "session: {idle_timeout: 10m}\n")
+    @Test(arguments: StoreKind.allCases) func purgeForgetsSessionsThatCanNoLongerBeUsed(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind, tenantExtra: "session: {idle_timeout: 10m}\n")
         defer { Task { await fixture.close() } }
         _ = try await Self.storedSession(fixture, createdAgo: 3600, lastSeenAgo: 1200)
         #expect(try await fixture.identity.purgeSessions(tenant: fixture.tenant) == 1)

@@ -1,0 +1,33 @@
+/// One table of a store, as `gatehouse store migrate` copies it from one store to another.
+public struct StoreTable: Sendable, Equatable {
+    /// A value as both stores can hold it.
+    public enum Value: Sendable, Equatable {
+        case null
+        case integer(Int64)
+        case text(String)
+        case blob([UInt8])
+    }
+
+    public var name: String
+    public var columns: [String]
+    public var rows: [[Value]]
+
+    public init(name: String, columns: [String], rows: [[Value]]) {
+        self.name = name
+        self.columns = columns
+        self.rows = rows
+    }
+
+    /// The tables every store holds and their columns, parents before children (logins need users). Both stores
+    /// create exactly these; flags are integers 0/1 here.
+    public static let schema: [(name: String, columns: [String])] = [
+        ("users", ["id", "tenant", "email", "email_key", "name", "roles", "password_hash", "disabled", "created_at"]),
+        ("logins", ["sid", "tenant", "user_id", "created_at", "revoked"]),
+        ("refresh_tokens", ["hash", "tenant", "sid", "user_id", "expires_at", "spent"]),
+        ("sessions", ["hash", "tenant", "sid", "user_id", "created_at", "last_seen_at", "expires_at"]),
+        ("revocations", ["id", "kind", "value", "expires_at", "recorded_at_ms"]),
+        ("signing_keys", ["tenant", "kid", "algorithm", "sealed_private_key", "created_at", "retired_at", "verifies_until"]),
+        ("login_failures", ["tenant", "email_key", "at"]),
+        ("email_conflicts", ["tenant", "email_key", "user_id"]),
+    ]
+}
