@@ -8,6 +8,7 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)    # test certificates
 [ -f /usr/include/sqlite3.h ] || packages+=(libsqlite3-dev)   # the embedded store (GRDB links the system SQLite)
 [ -f /usr/include/argon2.h ] || packages+=(libargon2-dev)     # argon2id password hashing
 [ -f /usr/include/crypt.h ] || packages+=(libcrypt-dev)       # verifying imported bcrypt hashes (libxcrypt)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)   # the tests' private PostgreSQL cluster
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)    # the browser test of the login pages (headless)
 command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)   # ...driven over WebDriver
 if ((${#packages[@]})); then
