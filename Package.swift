@@ -180,7 +180,10 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehousePostgresStoreTests",
-            dependencies: ["GatehousePostgresStore", "GatehouseIdentity", "GatehouseConfiguration", "GatehouseTestSupport"]
+            dependencies: [
+                "GatehousePostgresStore", "GatehouseIdentity", "GatehouseConfiguration", "GatehouseTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
         ),
         // One suite, every test run against each store: SQLite and a private PostgreSQL cluster.
         .testTarget(

@@ -50,7 +50,7 @@ public final class PostgresTestServer: Sendable {
         guard initialized.status == 0 else { throw Failure("initdb failed: \(initialized.output)") }
         let port = try freePort()
         let options = [
-            "-p \(port)", "-k \(folder)", "-c listen_addresses=127.0.0.1", "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+            "-p \(port)", "-k \(folder)", "-c listen_addresses=127.0.0.1", "-c fsync=off", "-c full_page_writes=off",
             "-c max_connections=300",
         ].joined(separator: " ")
         let started = try execute(bin + "/pg_ctl", ["-D", folder + "/data", "-l", folder + "/log", "-o", options, "-w", "-t", "60", "start"], asPostgres: true)
@@ -103,7 +103,7 @@ public final class PostgresTestServer: Sendable {
     /// Starts a stopped server again on the same port.
     public func restart() throws {
         let options = [
-            "-p \(port)", "-k \(folder)", "-c listen_addresses=127.0.0.1", "-c fsync=off", "-c synchronous_commit=off", "-c max_connections=300",
+            "-p \(port)", "-k \(folder)", "-c listen_addresses=127.0.0.1", "-c fsync=off", "-c max_connections=300",
         ].joined(separator: " ")
         let started = try Self.execute(
             try Self.binaries() + "/pg_ctl", ["-D", folder + "/data", "-l", folder + "/log", "-o", options, "-w", "-t", "60", "start"], asPostgres: true)
