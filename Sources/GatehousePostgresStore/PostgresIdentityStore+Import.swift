@@ -35,7 +35,7 @@ extension PostgresIdentityStore {
         let sql = "INSERT INTO \(table.name) (\(table.columns.joined(separator: ", "))) VALUES (\(placeholders))"
         let booleans = table.columns.map { Self.booleanColumns.contains($0) }
         try await runUnbounded { client, logger in
-            try await client.withTransaction(logger: logger) { connection in
+            try await client.transaction(logger: logger) { connection in
                 for row in table.rows {
                     var bindings = PostgresBindings(capacity: row.count)
                     for (index, value) in row.enumerated() {

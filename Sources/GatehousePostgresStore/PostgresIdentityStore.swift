@@ -55,7 +55,7 @@ public final class PostgresIdentityStore: IdentityStore {
     public func insertUser(_ user: UserRecord) async throws {
         try await run { client, logger in
             do {
-                try await client.withTransaction(logger: logger) { connection in
+                try await client.transaction(logger: logger) { connection in
                     // An address set aside by the v3 migration (copied from SQLite) stays taken.
                     let conflicted = try await connection.query(
                         "SELECT 1 FROM email_conflicts WHERE tenant = \(user.tenant) AND email_key = \(user.emailKey)", logger: logger
@@ -113,7 +113,7 @@ public final class PostgresIdentityStore: IdentityStore {
 
     public func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord) async throws {
         try await run { client, logger in
-            try await client.withTransaction(logger: logger) { connection in
+            try await client.transaction(logger: logger) { connection in
                 try await connection.query(
                     "INSERT INTO logins (sid, tenant, user_id, created_at) VALUES (\(login.sid), \(login.tenant), \(login.userID), \(login.createdAt))",
                     logger: logger)
@@ -128,7 +128,7 @@ public final class PostgresIdentityStore: IdentityStore {
         // The row lock makes two presentations of one token take turns: the second sees it spent, which is reuse.
         let next = replacement
         return try await run { client, logger in
-            try await client.withTransaction(logger: logger) { connection -> RefreshOutcome in
+            try await client.transaction(logger: logger) { connection -> RefreshOutcome in
                 let rows = try await connection.query(
                     """
                     SELECT t.sid, t.user_id, t.expires_at, t.spent, l.revoked FROM refresh_tokens t JOIN logins l ON l.sid = t.sid
@@ -154,7 +154,7 @@ public final class PostgresIdentityStore: IdentityStore {
     public func revokeLogins(_ sids: [String], until: Int64) async throws {
         guard !sids.isEmpty else { return }
         try await run { client, logger in
-            try await client.withTransaction(logger: logger) { connection in try await Self.revoke(sids: sids, until: until, connection, logger) }
+            try await client.transaction(logger: logger) { connection in try await Self.revoke(sids: sids, until: until, connection, logger) }
         }
     }
 
@@ -174,7 +174,7 @@ public final class PostgresIdentityStore: IdentityStore {
 
     public func revokeToken(jti: String, until: Int64) async throws {
         try await run { client, logger in
-            try await client.withTransaction(logger: logger) { connection in
+            try await client.transaction(logger: logger) { connection in
                 try await Self.recordRevocation(kind: "jti", value: jti, until: until, connection, logger)
             }
         }
@@ -215,7 +215,7 @@ public final class PostgresIdentityStore: IdentityStore {
         -> LoginAttemptReservation
     {
         try await run { client, logger in
-            try await client.withTransaction(logger: logger) { connection -> LoginAttemptReservation in
+            try await client.transaction(logger: logger) { connection -> LoginAttemptReservation in
                 // One address at a time across every replica: the count and the insert cannot interleave.
                 let lockKey = tenant + "/" + emailKey
                 try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))", logger: logger)
@@ -285,7 +285,7 @@ public final class PostgresIdentityStore: IdentityStore {
 
     public func insertSession(_ session: SessionRecord) async throws {
         try await run { client, logger in
-            try await client.withTransaction(logger: logger) { connection in
+            try await client.transaction(logger: logger) { connection in
                 try await connection.query(
                     """
                     INSERT INTO logins (sid, tenant, user_id, created_at) VALUES (\(session.sid), \(session.tenant), \(session.userID), \(session.createdAt))
@@ -339,7 +339,7 @@ public final class PostgresIdentityStore: IdentityStore {
     public func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64) async throws -> Bool {
         try await run { client, logger in
             do {
-                return try await client.withTransaction(logger: logger) { connection -> Bool in
+                return try await client.transaction(logger: logger) { connection -> Bool in
                     // Replicas creating a tenant's first key at once take turns; the unique index backs this up.
                     let lockKey = "signing-key/" + key.tenant
                     try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))", logger: logger)

@@ -41,11 +41,21 @@ final class GatehouseProcess {
 
     /// Starts `gatehouse serve` and waits for its "listening" line to learn the ports.
     func start() throws {
+        try launch()
+        try waitUntilListening()
+    }
+
+    /// Starts `gatehouse serve` without waiting (to start several at the same moment).
+    func launch() throws {
         process.executableURL = URL(fileURLWithPath: gatehouseBinary)
         process.arguments = ["serve", "--config", configPath]
         process.standardError = errorPipe
         process.standardOutput = FileHandle.nullDevice
         try process.run()
+    }
+
+    /// Waits for the "listening" line of a launched process to learn the ports.
+    func waitUntilListening() throws {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             let log = readLog()

@@ -48,16 +48,28 @@ import Testing
     @Test(arguments: StoreKind.allCases) func concurrentSignupsOfOneEmailCreateExactlyOneUser(_ kind: StoreKind) async throws {
         let fixture = try await IdentityFixture.make(kind)
         defer { Task { await fixture.close() } }
-        let results = await withTaskGroup(of: Bool.self) { group in
+        // Two replicas, so the race reaches the store's uniqueness rule and not only one process's check.
+        let other = try await fixture.replica()
+        defer { Task { await other.close() } }
+        let results = await withTaskGroup(of: String.self) { group in
             for index in 0..<12 {
+                let replica = index % 3 == 0 ? other : fixture
                 group.addTask {
                     let email = index % 2 == 0 ? "race@acme.test" : "RACE@acme.test"
-                    return (try? await fixture.identity.signUp(tenant: fixture.tenant, email: email, password: "long enough pw", name: nil)) != nil
+                    do {
+                        _ = try await replica.identity.signUp(tenant: replica.tenant, email: email, password: "long enough pw", name: nil)
+                        return "created"
+                    } catch IdentityError.emailTaken {
+                        return "taken"
+                    } catch {
+                        return "\(error)"
+                    }
                 }
             }
-            return await group.reduce(into: [Bool]()) { $0.append($1) }
+            return await group.reduce(into: [String]()) { $0.append($1) }
         }
-        #expect(results.filter { $0 }.count == 1)
+        #expect(results.filter { $0 == "created" }.count == 1)
+        #expect(results.filter { $0 == "taken" }.count == 11, "every other one is told the address is taken: \(results)")
         #expect(try await fixture.identity.store.users(tenant: "acme").count == 1)
     }
 
