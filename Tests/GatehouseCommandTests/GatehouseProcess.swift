@@ -35,6 +35,11 @@ final class GatehouseProcess {
         for (id, text) in tenants { try writeTenant(id, text) }
     }
 
+    /// Another `gatehouse serve` on an existing process's folder (after the first has stopped).
+    init(reusing other: GatehouseProcess) {
+        root = other.root
+    }
+
     func writeTenant(_ id: String, _ text: String) throws {
         try text.write(toFile: tenantsPath + "/\(id).yaml", atomically: true, encoding: .utf8)
     }

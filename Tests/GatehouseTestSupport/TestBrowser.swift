@@ -1,25 +1,24 @@
 import Foundation
-import GatehouseTestSupport
 
 /// Just enough of a browser for end-to-end tests of §7: a cookie jar fed by `Set-Cookie`, `Accept: text/html` on
 /// navigation, an `Origin` on form posts, and the CSRF token read from the last page.
-struct TestBrowser {
-    let port: Int
-    var host = "acme.test"
+public struct TestBrowser: Sendable {
+    public let port: Int
+    public var host = "acme.test"
     /// Cookie name to value, as the gateway set them.
-    var cookies: [String: String] = [:]
+    public var cookies: [String: String] = [:]
     /// The `csrf_token` of the last page that had a form.
-    var csrfToken = ""
+    public var csrfToken = ""
 
-    init(port: Int, host: String = "acme.test") {
+    public init(port: Int, host: String = "acme.test") {
         self.port = port
         self.host = host
     }
 
-    var origin: String { "http://\(host):\(port)" }
+    public var origin: String { "http://\(host):\(port)" }
 
     /// A navigation: `GET` asking for HTML, with the jar's cookies.
-    mutating func open(_ path: String, headers: [(String, String)] = []) async throws -> TestResponse {
+    public mutating func open(_ path: String, headers: [(String, String)] = []) async throws -> TestResponse {
         let response = try await requestOffThread(
             port: port, path, host: host, headers: [("Accept", "text/html,application/xhtml+xml;q=0.9")] + cookieHeader + headers)
         take(response)
@@ -27,7 +26,7 @@ struct TestBrowser {
     }
 
     /// Submits a form the way a browser does: urlencoded, with `Origin`, the cookies and (unless given) the page's token.
-    mutating func submit(_ path: String, _ fields: [(String, String)], origin: String?? = nil, headers: [(String, String)] = [])
+    public mutating func submit(_ path: String, _ fields: [(String, String)], origin: String?? = nil, headers: [(String, String)] = [])
         async throws -> TestResponse
     {
         var fields = fields
@@ -41,11 +40,11 @@ struct TestBrowser {
     }
 
     /// Any other request, with the jar's cookies.
-    func send(_ path: String, method: String = "GET", headers: [(String, String)] = [], body: String? = nil) async throws -> TestResponse {
+    public func send(_ path: String, method: String = "GET", headers: [(String, String)] = [], body: String? = nil) async throws -> TestResponse {
         try await requestOffThread(port: port, path, method: method, host: host, headers: cookieHeader + headers, body: body)
     }
 
-    var cookieHeader: [(String, String)] {
+    public var cookieHeader: [(String, String)] {
         cookies.isEmpty ? [] : [("Cookie", cookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; "))]
     }
 
@@ -61,13 +60,13 @@ struct TestBrowser {
     }
 
     /// The `value` of the hidden input `name` in a page.
-    static func formField(_ name: String, in html: String) -> String? {
+    public static func formField(_ name: String, in html: String) -> String? {
         guard let start = html.range(of: "name=\"\(name)\" value=\"") else { return nil }
         let rest = html[start.upperBound...]
         return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
     }
 
-    static func formEscaped(_ value: String) -> String {
+    public static func formEscaped(_ value: String) -> String {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
