@@ -40,6 +40,8 @@ final class PostgresConnectivity: Sendable {
         var current: ManagedClient
         /// Set while the database cannot be reached: queries fail at once instead of queueing for a connection.
         var failure: String?
+        /// Whether the service runs the pools (a lease before that waits, and postgres-nio warns about it).
+        var running = false
     }
 
     let settings: PostgresSettings
@@ -65,6 +67,18 @@ final class PostgresConnectivity: Sendable {
 
     /// The pool to run queries on now.
     var client: PostgresClient { state.withLock { $0.current.client } }
+
+    /// Called by the service once it runs the pools.
+    func markRunning() { state.withLock { $0.running = true } }
+
+    /// Waits (up to `limit`) until the service runs the pools: replicas and the CLI start the store's service and
+    /// its first user at the same moment.
+    func waitUntilRunning(limit: Duration = .seconds(10)) async throws {
+        let start = ContinuousClock.now
+        while !state.withLock({ $0.running }), ContinuousClock.now - start < limit {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
 
     /// Why the database cannot be reached, while it cannot.
     var failure: String? { state.withLock { $0.failure } }

@@ -19,7 +19,7 @@ public final class PostgresIdentityStore: IdentityStore {
     private let timeout: Duration
 
     /// Creates the store; nothing connects until ``probe()`` or the service runs.
-    public init(url: PostgresURL, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, timeout: Duration = .seconds(3), logger: Logger)
+    public init(url: PostgresURL, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, timeout: Duration = .seconds(5), logger: Logger)
         throws
     {
         self.connectivity = PostgresConnectivity(settings: try PostgresSettings(url: url), group: group, logger: logger)
@@ -43,6 +43,7 @@ public final class PostgresIdentityStore: IdentityStore {
     }
 
     public func prepare() async throws {
+        try await connectivity.waitUntilRunning()
         // No timeout: replicas starting together wait for each other's migrations, which may take a while.
         let applied = try await runUnbounded { client, logger in try await PostgresSchema.migrate(client, logger: logger) }
         if !applied.isEmpty { logger.info("store schema migrated", metadata: ["versions": "\(applied.map(String.init).joined(separator: ","))"]) }

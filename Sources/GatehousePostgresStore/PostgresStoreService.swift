@@ -18,6 +18,7 @@ public struct PostgresStoreService: Service {
                 }
             }
             group.addTask { await connectivity.listen() }
+            connectivity.markRunning()
             // Until shutdown; cancellation ends the wait too.
             do { try await gracefulShutdown() } catch {}
             connectivity.finish()
