@@ -11,6 +11,10 @@
 #                                 # two builds against nginx-plain at equal resources (GATEHOUSE_THREADS=1, nginx's
 #                                 # one worker): rounds of nginx-plain, A, B on the public route and on an ES256
 #                                 # route, with req/s, the ratio to nginx-plain and CPU microseconds per request
+#   scripts/bench.sh replicas     # two replicas (GATEHOUSE_THREADS=1 each) on one store, SQLite then PostgreSQL, A B A B:
+#                                 # an authenticated ES256 route with the load split between them (one wrk each),
+#                                 # logins (POST /auth/token) split the same way, and revocation propagation: 200 logouts
+#                                 # on replica A, each timed until replica B refuses the token (median, p99)
 #
 # The access log is off by default, as nginx-plain's is (`access_log off`); ACCESS_LOG=true measures it on.
 # Needs ../shared/bench/setup.sh run once (as root). Everything listens on 127.0.0.1 only.
@@ -212,8 +216,107 @@ YAML
         run_gateway B "$B"
     done
     ;;
+replicas)
+    command -v wrk >/dev/null || { echo "wrk is missing (run ../shared/bench/setup.sh)" >&2; exit 1; }
+    mkdir -p "$WORK/run/logs" "$WORK/run/tmp" "$WORK/run/conf"
+    sed -e "s|@RUN@|$WORK/run|g" -e "s|@UPSTREAM_PORT@|18000|g" -e "s|@NGINX_PLAIN_PORT@|18001|g" \
+        "$BENCH/conf/nginx-upstream.conf" >"$WORK/run/conf/nginx-upstream.conf"
+    nginx -e "$WORK/run/logs/up.err" -c "$WORK/run/conf/nginx-upstream.conf" -g 'daemon off;' &
+    UPSTREAM_PID=$!
+    trap 'kill $UPSTREAM_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+    chmod 755 "$WORK"  # the cluster belongs to the postgres user when run as root
+    PG_URL=$("$ROOT/scripts/local-postgres.sh" start "$WORK/pg" 18432)
+    trap 'kill $UPSTREAM_PID 2>/dev/null; "$ROOT/scripts/local-postgres.sh" stop "$WORK/pg" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+    cat >"$WORK/tenants/bench.yaml" <<YAML
+hosts: [127.0.0.1]
+issuer: http://bench.replicas
+signup: {enabled: true}
+tokens: {algorithm: ES256, access_ttl: 1h}
+lockout: {max_failures: 1000, window: 1m}
+identity_headers: {X-User-Id: sub, X-User-Email: email, X-User-Roles: roles, X-User-Tenant: tenant}
+routes:
+  - {path: /api, upstream: "http://127.0.0.1:18000", require: authenticated}
+YAML
+    MASTER=$(openssl rand -base64 32)
+    # replica_config STORE NAME PORT ADMIN
+    replica_config() {
+        printf 'listen: 127.0.0.1:%s\nadmin_listen: 127.0.0.1:%s\ntenants: ../tenants\naccess_log: false\nstore: %s\nmaster_key: %s\n' \
+            "$3" "$4" "$1" "$MASTER" >"$WORK/config/$2.yaml"
+    }
+    cat >"$WORK/login.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = "grant_type=password&username=bench%40example.com&password=bench-password-1"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+LUA
+    cat >"$WORK/revocations.py" <<'PY'
+# 200 logins and logouts on replica A; each logout is timed until replica B refuses the token (a persistent
+# connection to B, polled without pause). Prints the median and p99 in milliseconds.
+import http.client, json, statistics, sys, time
+a, b = int(sys.argv[1]), int(sys.argv[2])
+ca, cb = http.client.HTTPConnection("127.0.0.1", a), http.client.HTTPConnection("127.0.0.1", b)
+def call(c, method, path, body=None, headers={}):
+    c.request(method, path, body=body, headers=headers)
+    r = c.getresponse(); data = r.read(); return r.status, data
+lags = []
+for _ in range(200):
+    _, data = call(ca, "POST", "/auth/login", json.dumps({"email": "bench@example.com", "password": "bench-password-1"}), {"Content-Type": "application/json"})
+    token = json.loads(data)["access_token"]
+    auth = {"Authorization": "Bearer " + token}
+    assert call(cb, "GET", "/api/ok", headers=auth)[0] == 200
+    start = time.perf_counter()
+    assert call(ca, "POST", "/auth/logout", headers=auth)[0] == 204
+    while call(cb, "GET", "/api/ok", headers=auth)[0] != 401:
+        if time.perf_counter() - start > 5: break
+    lags.append((time.perf_counter() - start) * 1000)
+lags.sort()
+print("%.1f\t%.1f\t%.1f" % (statistics.median(lags), lags[int(len(lags) * 0.99) - 1], lags[-1]))
+PY
+    ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+    # split NAME URL CONNECTIONS [wrk args]: 2 s warm-up, then 10 s with one wrk per replica at once; prints the sum
+    # of req/s and the replicas' CPU µs per request.
+    split() {
+        local name=$1 path=$2 conns=$3; shift 3
+        wrk -t1 -c"$conns" -d2s "$@" "http://127.0.0.1:18050$path" >/dev/null & wrk -t1 -c"$conns" -d2s "$@" "http://127.0.0.1:18051$path" >/dev/null; wait %%
+        local before after
+        before=$(( $(ticks "$RA") + $(ticks "$RB") ))
+        wrk -t1 -c"$conns" -d10s "$@" "http://127.0.0.1:18050$path" >"$WORK/a.txt" &
+        wrk -t1 -c"$conns" -d10s "$@" "http://127.0.0.1:18051$path" >"$WORK/b.txt"
+        wait %%
+        after=$(( $(ticks "$RA") + $(ticks "$RB") ))
+        local rps requests non2xx
+        rps=$(cat "$WORK/a.txt" "$WORK/b.txt" | awk '/Requests\/sec/{s+=$2} END{printf "%.0f", s}')
+        requests=$(cat "$WORK/a.txt" "$WORK/b.txt" | awk '/requests in/{s+=$1} END{print s}')
+        non2xx=$(cat "$WORK/a.txt" "$WORK/b.txt" | awk '/Non-2xx/{s+=$5} END{print s+0}')
+        printf '%s\t%s\t%.1f\t%s\n' "$name" "$rps" "$(echo "($after - $before) * 1000000 / $(getconf CLK_TCK) / $requests" | bc -l)" "$non2xx"
+    }
+    until curl -sf -o /dev/null http://127.0.0.1:18000/; do sleep 0.1; done
+    printf 'target\treq/s (both replicas)\tCPU µs/req\tnon-2xx\n'
+    REVOCATIONS=""
+    for round in $(seq 1 "${ROUNDS:-2}"); do
+        for store in sqlite postgres; do
+            if [ "$store" = sqlite ]; then url="sqlite:$WORK/data/gatehouse.sqlite"; else url="$PG_URL"; fi
+            replica_config "$url" a 18050 18059
+            replica_config "$url" b 18051 18058
+            GATEHOUSE_THREADS=1 "$BIN" serve --config "$WORK/config/a.yaml" >/dev/null 2>>"$WORK/serve.log" &
+            RA=$!
+            until curl -sf -o /dev/null http://127.0.0.1:18059/readyz; do kill -0 "$RA" || { cat "$WORK/serve.log" >&2; exit 1; }; sleep 0.05; done
+            GATEHOUSE_THREADS=1 "$BIN" serve --config "$WORK/config/b.yaml" >/dev/null 2>>"$WORK/serve.log" &
+            RB=$!
+            until curl -sf -o /dev/null http://127.0.0.1:18058/readyz; do kill -0 "$RB" || { cat "$WORK/serve.log" >&2; exit 1; }; sleep 0.05; done
+            curl -s -o /dev/null -X POST http://127.0.0.1:18050/auth/signup -H 'Content-Type: application/json' \
+                -d '{"email":"bench@example.com","password":"bench-password-1"}'
+            TOKEN=$(curl -sf -X POST http://127.0.0.1:18050/auth/login -H 'Content-Type: application/json' \
+                -d '{"email":"bench@example.com","password":"bench-password-1"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+            split "$store es256 proxy" /api/ok 32 -H "Authorization: Bearer $TOKEN"
+            split "$store login" /auth/token 8 -s "$WORK/login.lua"
+            REVOCATIONS+="$store round $round"$'\t'"$(python3 "$WORK/revocations.py" 18050 18051)"$'\n'
+            kill -TERM "$RA" "$RB"; wait "$RA" "$RB" || true
+        done
+    done
+    printf '\nrevocation on A seen by B (ms)\tmedian\tp99\tmax\n%s' "$REVOCATIONS"
+    ;;
 *)
-    echo "usage: scripts/bench.sh [proxy|startup|auth|flood|ab]" >&2
+    echo "usage: scripts/bench.sh [proxy|startup|auth|flood|ab|replicas]" >&2
     exit 2
     ;;
 esac

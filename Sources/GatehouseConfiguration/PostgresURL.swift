@@ -107,18 +107,19 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = String(parts[0])
             guard parts.count == 2, let value = percentDecode(parts[1]), !value.isEmpty else {
-                return .failure(ParseError("query parameter '\(name)' needs a value"))
+                // Neither the name nor the value is repeated: a password with an unescaped `?` ends up here.
+                return .failure(ParseError("has a query parameter without a value (known: sslmode, sslrootcert)"))
             }
             switch name {
             case "sslmode":
                 guard let mode = SSLMode(rawValue: value) else {
-                    return .failure(ParseError("sslmode must be one of disable, require, verify-full (not '\(value)')"))
+                    return .failure(ParseError("sslmode must be one of disable, require, verify-full"))
                 }
                 url.sslMode = mode
             case "sslrootcert":
                 url.sslRootCertificatePath = FilePath.resolve(value, against: directory)
             default:
-                return .failure(ParseError("unknown query parameter '\(name)' (known: sslmode, sslrootcert)"))
+                return .failure(ParseError("has an unknown query parameter (known: sslmode, sslrootcert; a password with ?, @ or / must be %-escaped)"))
             }
         }
         if url.sslRootCertificatePath != nil, url.sslMode == .disable {

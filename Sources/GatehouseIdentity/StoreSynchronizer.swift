@@ -44,8 +44,16 @@ public struct StoreSynchronizer: Service {
         let store = identity.store
         let interval = catchUpInterval
         await withDiscardingTaskGroup { group in
+            let identity = self.identity
             group.addTask {
-                for await signal in store.changeSignals() { continuation.yield(.signal(signal)) }
+                for await signal in store.changeSignals() {
+                    // A pushed revocation is enforced here, at once: it must not wait behind a slow catch-up read.
+                    if case .revoked(let records) = signal {
+                        identity.apply(records)
+                    } else {
+                        continuation.yield(.signal(signal))
+                    }
+                }
             }
             group.addTask {
                 while (try? await Task.sleep(for: interval)) != nil { continuation.yield(.tick) }
@@ -81,7 +89,7 @@ public struct StoreSynchronizer: Service {
     private func handle(_ event: Event, _ loop: inout SyncLoop) async {
         switch event {
         case .signal(.revoked(let records)):
-            identity.apply(records)
+            identity.apply(records)  // (applied where the signal arrives; kept for completeness)
         case .signal(.changed):
             await catchUp(&loop)
         case .signal(.keysChanged):

@@ -1,5 +1,6 @@
 import GatehouseIdentity
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PostgresNIO
@@ -42,6 +43,8 @@ final class PostgresConnectivity: Sendable {
         var failure: String?
         /// Whether the service runs the pools (a lease before that waits, and postgres-nio warns about it).
         var running = false
+        /// Store calls failed since the pool was last checked.
+        var poolSuspect = false
     }
 
     let settings: PostgresSettings
@@ -121,21 +124,29 @@ final class PostgresConnectivity: Sendable {
     func listen() async {
         var backoff = Duration.milliseconds(100)
         var lost = false
+        /// Whether the next attempt after a drop skips the backoff (once per established session, so a server that
+        /// drops every connection at once is not hammered).
+        var retryAtOnce = false
         var connectionID = 1
         while !Task.isCancelled {
             connectionID += 1
+            var connected = false
             do {
-                let connection = try await connect(id: connectionID)
+                // A server that accepts the socket but never answers (a paused container) must not hold this loop.
+                let id = connectionID
+                let connection = try await Self.withDeadline(.seconds(5)) { try await self.connect(id: id) }
+                connected = true
                 var ending: any Error = IdentityStoreErrorDescription.failure("the listening connection ended")
                 do {
                     try await connection.listen(on: Self.channel) { notifications in
                         state.withLock { $0.failure = nil }
                         if lost {
-                            replaceClient()
+                            await repairPoolIfFailing()
                             lost = false
                             signal(.reconnected)
                         }
                         backoff = .milliseconds(100)
+                        retryAtOnce = true
                         try await watch(connection, notifications)
                     }
                 } catch {
@@ -152,10 +163,19 @@ final class PostgresConnectivity: Sendable {
             } catch {
                 if Task.isCancelled { return }
                 let reason = IdentityStoreErrorDescription.describe(error)
-                state.withLock { $0.failure = reason }
+                // Only a failed connect means the database cannot be reached; a dropped connection (a server-side
+                // timeout, a terminated backend) says nothing about the pool's.
+                if !connected { state.withLock { $0.failure = reason } }
                 if !lost {
                     lost = true
                     signal(.disconnected(reason: reason))
+                }
+                // A connection that was up and dropped is retried at once: if the database is gone, that attempt
+                // fails within milliseconds and calls stop waiting for it (`failure`); if only this connection
+                // was lost, nothing else notices.
+                if connected && retryAtOnce {
+                    retryAtOnce = false
+                    continue
                 }
                 logger.debug("store listener: reconnecting", metadata: ["reason": "\(reason)", "backoff": "\(backoff)"])
                 do { try await Task.sleep(for: backoff) } catch { return }
@@ -164,7 +184,9 @@ final class PostgresConnectivity: Sendable {
         }
     }
 
-    /// Forwards notifications and checks the connection every second; returns by throwing when either fails.
+    /// Forwards notifications and checks the connection every second (closing it when the check takes over 2 s,
+    /// which is how a silent outage shows); returns by throwing when either fails. Also repairs the pool when
+    /// store calls have been failing while this connection works.
     private func watch(_ connection: PostgresConnection, _ notifications: PostgresNotificationSequence) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -176,11 +198,37 @@ final class PostgresConnectivity: Sendable {
             group.addTask {
                 while true {
                     try await Task.sleep(for: .seconds(1))
-                    try await Self.withDeadline(.seconds(2)) { _ = try await connection.query("SELECT 1", logger: self.logger) }
+                    try await Self.withDeadline(.seconds(2), onTimeout: { PostgresConnectivity.abandon(connection) }) {
+                        _ = try await connection.query("SELECT 1", logger: self.logger)
+                    }
+                    if self.state.withLock({ $0.poolSuspect }) { await self.repairPoolIfFailing() }
                 }
             }
             try await group.next()
             group.cancelAll()
+        }
+    }
+
+    /// Store calls failed: the pool may be backing off (postgres-nio waits up to a minute between attempts).
+    func suspectPool() { state.withLock { $0.poolSuspect = true } }
+
+    /// Replaces the pool when it cannot hand out a working connection within a second. A healthy pool is kept:
+    /// replacing it would fail the transactions it is running.
+    private func repairPoolIfFailing() async {
+        state.withLock { $0.poolSuspect = false }
+        let client = self.client
+        let logger = self.logger
+        let leased = NIOLockedValueBox<PostgresConnection?>(nil)
+        do {
+            try await Self.withDeadline(.seconds(1), onTimeout: { PostgresConnectivity.abandon(leased.withLockedValue { $0 }) }) {
+                try await client.withConnection { connection in
+                    leased.withLockedValue { $0 = connection }
+                    _ = try await connection.query("SELECT 1", logger: logger)
+                }
+            }
+        } catch {
+            logger.info("replacing the store's connection pool", metadata: ["reason": "\(IdentityStoreErrorDescription.describe(error))"])
+            replaceClient()
         }
     }
 
@@ -199,13 +247,29 @@ final class PostgresConnectivity: Sendable {
         "r|\(kind)|\(expiresAt)|\(recordedAtMilliseconds)|\(value)"
     }
 
-    /// Runs `body`, or throws ``IdentityStoreError/unavailable(_:)`` when it has not finished within `limit`
-    /// (the body is cancelled).
-    static func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// Closes a connection whose query is overdue, so the query fails now (its server may never answer).
+    static func abandon(_ connection: PostgresConnection?) {
+        guard let connection else { return }
+        let _: EventLoopFuture<Void> = connection.close()
+    }
+
+    /// Runs `body`, or throws ``IdentityStoreError/unavailable(_:)`` when it has not finished within `limit`.
+    ///
+    /// A task group returns only once every child has, and postgres-nio does not abandon a query on cancellation:
+    /// so at the deadline `onTimeout` must make the body fail fast (close the connection it uses).
+    static func withDeadline<T: Sendable>(
+        _ limit: Duration, abandonWhen abandon: @escaping @Sendable () -> Bool = { false }, onTimeout: @escaping @Sendable () -> Void = {},
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                try await Task.sleep(for: limit)
+                // Also gives up early once `abandon` says waiting is pointless (the database is known to be away).
+                let deadline = ContinuousClock.now + limit
+                while ContinuousClock.now < deadline, !abandon() {
+                    try await Task.sleep(for: min(.milliseconds(100), deadline - ContinuousClock.now))
+                }
+                onTimeout()
                 return nil
             }
             defer { group.cancelAll() }

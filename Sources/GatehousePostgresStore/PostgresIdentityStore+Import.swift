@@ -8,58 +8,64 @@ extension PostgresIdentityStore {
 
     /// How many rows each Gatehouse table holds (the schema must exist: ``prepare()``).
     public func rowCounts() async throws -> [String: Int] {
-        var counts: [String: Int] = [:]
-        for table in StoreTable.schema {
-            counts[table.name] = try await count(table.name)
+        try await runUnbounded { connection, logger in
+            var counts: [String: Int] = [:]
+            for table in StoreTable.schema { counts[table.name] = try await Self.count(table.name, connection, logger) }
+            return counts
         }
-        return counts
     }
 
-    private func count(_ table: String) async throws -> Int {
-        try await runUnbounded { client, logger in
-            var count = 0
-            for try await value in try await client.query("SELECT count(*) FROM \(unescaped: table)", logger: logger).decode(Int64.self) {
-                count = Int(value)
+    private static func count(_ table: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int {
+        // `table` is one of StoreTable.schema's names, never input.
+        var count = 0
+        for try await value in try await connection.query("SELECT count(*) FROM \(unescaped: table)", logger: logger).decode(Int64.self) {
+            count = Int(value)
+        }
+        return count
+    }
+
+    /// Copies `tables` in one transaction: each table's count is checked before it commits, so a failure or a
+    /// mismatch leaves the database as it was. Returns how many rows each table received.
+    public func importTables(_ tables: [StoreTable]) async throws -> [(table: String, rows: Int)] {
+        for table in tables {
+            guard let known = StoreTable.schema.first(where: { $0.name == table.name }), known.columns == table.columns else {
+                throw IdentityStoreError.unavailable("table \(table.name) does not match the schema")
             }
-            return count
         }
-    }
-
-    /// Copies `table` in one transaction and checks that the database then holds exactly its rows; returns how
-    /// many were copied.
-    public func importTable(_ table: StoreTable) async throws -> Int {
-        guard let known = StoreTable.schema.first(where: { $0.name == table.name }), known.columns == table.columns else {
-            throw IdentityStoreError.unavailable("table \(table.name) does not match the schema")
-        }
-        let placeholders = (1...table.columns.count).map { "$\($0)" }.joined(separator: ", ")
-        let sql = "INSERT INTO \(table.name) (\(table.columns.joined(separator: ", "))) VALUES (\(placeholders))"
-        let booleans = table.columns.map { Self.booleanColumns.contains($0) }
-        try await runUnbounded { client, logger in
-            try await client.transaction(logger: logger) { connection in
-                for row in table.rows {
-                    var bindings = PostgresBindings(capacity: row.count)
-                    for (index, value) in row.enumerated() {
-                        switch value {
-                        case .null: bindings.appendNull()
-                        case .integer(let number):
-                            if booleans[index] { bindings.append(number != 0) } else { bindings.append(number) }
-                        case .text(let text): bindings.append(text)
-                        case .blob(let bytes): bindings.append(ByteBuffer(bytes: bytes))
+        return try await runUnbounded { connection, logger in
+            try await connection.transaction(logger: logger) { connection -> [(table: String, rows: Int)] in
+                var copied: [(table: String, rows: Int)] = []
+                for table in tables {
+                    let placeholders = (1...table.columns.count).map { "$\($0)" }.joined(separator: ", ")
+                    let sql = "INSERT INTO \(table.name) (\(table.columns.joined(separator: ", "))) VALUES (\(placeholders))"
+                    let booleans = table.columns.map { Self.booleanColumns.contains($0) }
+                    for row in table.rows {
+                        var bindings = PostgresBindings(capacity: row.count)
+                        for (index, value) in row.enumerated() {
+                            switch value {
+                            case .null: bindings.appendNull()
+                            case .integer(let number):
+                                if booleans[index] { bindings.append(number != 0) } else { bindings.append(number) }
+                            case .text(let text): bindings.append(text)
+                            case .blob(let bytes): bindings.append(ByteBuffer(bytes: bytes))
+                            }
                         }
+                        try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
                     }
-                    try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+                    if table.name == "revocations" {
+                        // Later revocations continue after the copied ids.
+                        try await connection.query(
+                            "SELECT setval(pg_get_serial_sequence('revocations', 'id'), GREATEST((SELECT max(id) FROM revocations), 1))",
+                            logger: logger)
+                    }
+                    let stored = try await Self.count(table.name, connection, logger)
+                    guard stored == table.rows.count else {
+                        throw IdentityStoreError.unavailable("table \(table.name): copied \(table.rows.count) rows but the database holds \(stored)")
+                    }
+                    copied.append((table.name, stored))
                 }
-                if table.name == "revocations" {
-                    // Later revocations continue after the copied ids.
-                    try await connection.query(
-                        "SELECT setval(pg_get_serial_sequence('revocations', 'id'), GREATEST((SELECT max(id) FROM revocations), 1))", logger: logger)
-                }
+                return copied
             }
         }
-        let stored = try await count(table.name)
-        guard stored == table.rows.count else {
-            throw IdentityStoreError.unavailable("table \(table.name): copied \(table.rows.count) rows but the database holds \(stored)")
-        }
-        return stored
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import GatehouseConfiguration
 import GatehouseIdentity
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PostgresNIO
@@ -45,7 +46,7 @@ public final class PostgresIdentityStore: IdentityStore {
     public func prepare() async throws {
         try await connectivity.waitUntilRunning()
         // No timeout: replicas starting together wait for each other's migrations, which may take a while.
-        let applied = try await runUnbounded { client, logger in try await PostgresSchema.migrate(client, logger: logger) }
+        let applied = try await runUnbounded { connection, logger in try await PostgresSchema.migrate(connection, logger: logger) }
         if !applied.isEmpty { logger.info("store schema migrated", metadata: ["versions": "\(applied.map(String.init).joined(separator: ","))"]) }
     }
 
@@ -54,9 +55,9 @@ public final class PostgresIdentityStore: IdentityStore {
     // MARK: Users
 
     public func insertUser(_ user: UserRecord) async throws {
-        try await run { client, logger in
+        try await run { connection, logger in
             do {
-                try await client.transaction(logger: logger) { connection in
+                try await connection.transaction(logger: logger) { connection in
                     // An address set aside by the v3 migration (copied from SQLite) stays taken.
                     let conflicted = try await connection.query(
                         "SELECT 1 FROM email_conflicts WHERE tenant = \(user.tenant) AND email_key = \(user.emailKey)", logger: logger
@@ -77,21 +78,21 @@ public final class PostgresIdentityStore: IdentityStore {
 
     public func user(tenant: String, email: String) async throws -> UserRecord? {
         let key = UserRecord.emailKey(email)
-        return try await run { client, logger in
-            try await client.execute(UserByEmail(tenant: tenant, emailKey: key), logger: logger).first { _ in true }
+        return try await run { connection, logger in
+            try await connection.execute(UserByEmail(tenant: tenant, emailKey: key), logger: logger).first { _ in true }
         }
     }
 
     public func user(tenant: String, id: String) async throws -> UserRecord? {
-        try await run { client, logger in
-            try await client.execute(UserByID(tenant: tenant, id: id), logger: logger).first { _ in true }
+        try await run { connection, logger in
+            try await connection.execute(UserByID(tenant: tenant, id: id), logger: logger).first { _ in true }
         }
     }
 
     public func users(tenant: String) async throws -> [UserRecord] {
-        try await run { client, logger in
+        try await run { connection, logger in
             var users: [UserRecord] = []
-            let rows = try await client.query(
+            let rows = try await connection.query(
                 "SELECT \(unescaped: UserColumns.list) FROM users WHERE tenant = \(tenant) ORDER BY created_at, email_key", logger: logger)
             for try await row in rows { users.append(try UserColumns.decode(row)) }
             return users
@@ -99,8 +100,8 @@ public final class PostgresIdentityStore: IdentityStore {
     }
 
     public func updateUser(_ user: UserRecord) async throws {
-        let changed = try await run { client, logger in
-            try await client.query(
+        let changed = try await run { connection, logger in
+            try await connection.query(
                 """
                 UPDATE users SET name = \(user.name), roles = \(user.encodedRoles), password_hash = \(user.passwordHash),
                     disabled = \(user.disabled) WHERE id = \(user.id) AND tenant = \(user.tenant) RETURNING 1
@@ -113,8 +114,8 @@ public final class PostgresIdentityStore: IdentityStore {
     // MARK: Logins and refresh tokens
 
     public func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord) async throws {
-        try await run { client, logger in
-            try await client.transaction(logger: logger) { connection in
+        try await run { connection, logger in
+            try await connection.transaction(logger: logger) { connection in
                 try await connection.query(
                     "INSERT INTO logins (sid, tenant, user_id, created_at) VALUES (\(login.sid), \(login.tenant), \(login.userID), \(login.createdAt))",
                     logger: logger)
@@ -128,8 +129,8 @@ public final class PostgresIdentityStore: IdentityStore {
     ) async throws -> RefreshOutcome {
         // The row lock makes two presentations of one token take turns: the second sees it spent, which is reuse.
         let next = replacement
-        return try await run { client, logger in
-            try await client.transaction(logger: logger) { connection -> RefreshOutcome in
+        return try await run { connection, logger in
+            try await connection.transaction(logger: logger) { connection -> RefreshOutcome in
                 let rows = try await connection.query(
                     """
                     SELECT t.sid, t.user_id, t.expires_at, t.spent, l.revoked FROM refresh_tokens t JOIN logins l ON l.sid = t.sid
@@ -154,15 +155,15 @@ public final class PostgresIdentityStore: IdentityStore {
 
     public func revokeLogins(_ sids: [String], until: Int64) async throws {
         guard !sids.isEmpty else { return }
-        try await run { client, logger in
-            try await client.transaction(logger: logger) { connection in try await Self.revoke(sids: sids, until: until, connection, logger) }
+        try await run { connection, logger in
+            try await connection.transaction(logger: logger) { connection in try await Self.revoke(sids: sids, until: until, connection, logger) }
         }
     }
 
     public func logins(tenant: String, userID: String) async throws -> [LoginRecord] {
-        try await run { client, logger in
+        try await run { connection, logger in
             var logins: [LoginRecord] = []
-            let rows = try await client.query(
+            let rows = try await connection.query(
                 """
                 SELECT sid, created_at FROM logins WHERE tenant = \(tenant) AND user_id = \(userID) AND NOT revoked ORDER BY created_at
                 """, logger: logger)
@@ -174,8 +175,8 @@ public final class PostgresIdentityStore: IdentityStore {
     }
 
     public func revokeToken(jti: String, until: Int64) async throws {
-        try await run { client, logger in
-            try await client.transaction(logger: logger) { connection in
+        try await run { connection, logger in
+            try await connection.transaction(logger: logger) { connection in
                 try await Self.recordRevocation(kind: "jti", value: jti, until: until, connection, logger)
             }
         }
@@ -188,25 +189,23 @@ public final class PostgresIdentityStore: IdentityStore {
     /// finished by then, so the read sees its rows; any younger one is read again next time (from the horizon).
     /// A revocation can be read twice, never skipped.
     public func revocations(after cursor: Int64, now: Int64) async throws -> RevocationBatch {
-        try await run { client, logger in
-            try await client.withConnection { connection in
-                var horizon = cursor
-                for try await value in try await connection.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint", logger: logger)
-                    .decode(Int64.self)
-                {
-                    horizon = value
-                }
-                var records: [RevocationRecord] = []
-                let rows = try await connection.query(
-                    """
-                    SELECT id, kind, value, expires_at, recorded_at_ms FROM revocations
-                    WHERE txid >= (\(cursor)::bigint)::text::xid8 AND expires_at >= \(now) ORDER BY id
-                    """, logger: logger)
-                for try await (id, kind, value, expiresAt, recorded) in rows.decode((Int64, String, String, Int64, Int64).self) {
-                    records.append(RevocationRecord(id: id, kind: kind, value: value, expiresAt: expiresAt, recordedAtMilliseconds: recorded))
-                }
-                return RevocationBatch(records: records, cursor: max(cursor, horizon))
+        try await run { connection, logger in
+            var horizon = cursor
+            for try await value in try await connection.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint", logger: logger)
+                .decode(Int64.self)
+            {
+                horizon = value
             }
+            var records: [RevocationRecord] = []
+            let rows = try await connection.query(
+                """
+                SELECT id, kind, value, expires_at, recorded_at_ms FROM revocations
+                WHERE txid >= (\(cursor)::bigint)::text::xid8 AND expires_at >= \(now) ORDER BY id
+                """, logger: logger)
+            for try await (id, kind, value, expiresAt, recorded) in rows.decode((Int64, String, String, Int64, Int64).self) {
+                records.append(RevocationRecord(id: id, kind: kind, value: value, expiresAt: expiresAt, recordedAtMilliseconds: recorded))
+            }
+            return RevocationBatch(records: records, cursor: max(cursor, horizon))
         }
     }
 
@@ -215,8 +214,8 @@ public final class PostgresIdentityStore: IdentityStore {
     public func reserveLoginAttempt(tenant: String, emailKey: String, at: Int64, windowStart: Int64, limit: Int) async throws
         -> LoginAttemptReservation
     {
-        try await run { client, logger in
-            try await client.transaction(logger: logger) { connection -> LoginAttemptReservation in
+        try await run { connection, logger in
+            try await connection.transaction(logger: logger) { connection -> LoginAttemptReservation in
                 // One address at a time across every replica: the count and the insert cannot interleave.
                 let lockKey = tenant + "/" + emailKey
                 try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))", logger: logger)
@@ -235,8 +234,8 @@ public final class PostgresIdentityStore: IdentityStore {
     }
 
     public func releaseLoginAttempt(tenant: String, emailKey: String, at: Int64) async throws {
-        try await run { client, logger in
-            try await client.query(
+        try await run { connection, logger in
+            try await connection.query(
                 """
                 DELETE FROM login_failures WHERE id =
                     (SELECT id FROM login_failures WHERE tenant = \(tenant) AND email_key = \(emailKey) AND at = \(at) ORDER BY id DESC LIMIT 1)
@@ -245,9 +244,9 @@ public final class PostgresIdentityStore: IdentityStore {
     }
 
     public func loginFailures(tenant: String, emailKey: String, since: Int64) async throws -> [Int64] {
-        try await run { client, logger in
+        try await run { connection, logger in
             var times: [Int64] = []
-            let rows = try await client.query(
+            let rows = try await connection.query(
                 "SELECT at FROM login_failures WHERE tenant = \(tenant) AND email_key = \(emailKey) AND at >= \(since) ORDER BY at", logger: logger)
             for try await time in rows.decode(Int64.self) { times.append(time) }
             return times
@@ -255,15 +254,15 @@ public final class PostgresIdentityStore: IdentityStore {
     }
 
     public func deleteLoginFailures(tenant: String, before: Int64) async throws -> Int {
-        try await run { client, logger in
-            try await client.query("DELETE FROM login_failures WHERE tenant = \(tenant) AND at < \(before) RETURNING 1", logger: logger).collect().count
+        try await run { connection, logger in
+            try await connection.query("DELETE FROM login_failures WHERE tenant = \(tenant) AND at < \(before) RETURNING 1", logger: logger).collect().count
         }
     }
 
     public func emailConflicts() async throws -> [EmailConflict] {
-        try await run { client, logger in
+        try await run { connection, logger in
             var conflicts: [EmailConflict] = []
-            let rows = try await client.query(
+            let rows = try await connection.query(
                 "SELECT tenant, email_key, user_id FROM email_conflicts ORDER BY tenant, email_key, user_id", logger: logger)
             for try await (tenant, key, id) in rows.decode((String, String, String).self) {
                 if let last = conflicts.last, last.tenant == tenant, last.email == key {
@@ -277,16 +276,16 @@ public final class PostgresIdentityStore: IdentityStore {
     }
 
     public func clearLoginFailures(tenant: String, emailKey: String) async throws {
-        try await run { client, logger in
-            _ = try await client.execute(ClearLoginFailures(tenant: tenant, emailKey: emailKey), logger: logger).first { _ in true }
+        try await run { connection, logger in
+            _ = try await connection.execute(ClearLoginFailures(tenant: tenant, emailKey: emailKey), logger: logger).first { _ in true }
         }
     }
 
     // MARK: Browser sessions
 
     public func insertSession(_ session: SessionRecord) async throws {
-        try await run { client, logger in
-            try await client.transaction(logger: logger) { connection in
+        try await run { connection, logger in
+            try await connection.transaction(logger: logger) { connection in
                 try await connection.query(
                     """
                     INSERT INTO logins (sid, tenant, user_id, created_at) VALUES (\(session.sid), \(session.tenant), \(session.userID), \(session.createdAt))
@@ -302,21 +301,21 @@ public final class PostgresIdentityStore: IdentityStore {
     }
 
     public func session(hash: String, tenant: String) async throws -> SessionRecord? {
-        try await run { client, logger in
-            try await client.execute(SessionByHash(hash: hash, tenant: tenant), logger: logger).first { _ in true }
+        try await run { connection, logger in
+            try await connection.execute(SessionByHash(hash: hash, tenant: tenant), logger: logger).first { _ in true }
         }
     }
 
     public func touchSession(hash: String, lastSeenAt: Int64) async throws {
-        try await run { client, logger in
-            try await client.query(
+        try await run { connection, logger in
+            try await connection.query(
                 "UPDATE sessions SET last_seen_at = \(lastSeenAt) WHERE hash = \(hash) AND last_seen_at < \(lastSeenAt)", logger: logger)
         }
     }
 
     public func deleteSessions(expiredBy now: Int64, idleBefore: Int64, tenant: String) async throws -> Int {
-        try await run { client, logger in
-            try await client.query(
+        try await run { connection, logger in
+            try await connection.query(
                 "DELETE FROM sessions WHERE tenant = \(tenant) AND (expires_at <= \(now) OR last_seen_at < \(idleBefore)) RETURNING 1", logger: logger
             ).collect().count
         }
@@ -325,22 +324,22 @@ public final class PostgresIdentityStore: IdentityStore {
     // MARK: Signing keys
 
     public func signingKeys(tenant: String) async throws -> [StoredSigningKey] {
-        try await run { client, logger in
+        try await run { connection, logger in
             try await Self.keys(
-                client.query("SELECT \(unescaped: KeyColumns.list) FROM signing_keys WHERE tenant = \(tenant) ORDER BY created_at, kid", logger: logger))
+                connection.query("SELECT \(unescaped: KeyColumns.list) FROM signing_keys WHERE tenant = \(tenant) ORDER BY created_at, kid", logger: logger))
         }
     }
 
     public func allSigningKeys() async throws -> [StoredSigningKey] {
-        try await run { client, logger in
-            try await Self.keys(client.query("SELECT \(unescaped: KeyColumns.list) FROM signing_keys ORDER BY tenant, created_at, kid", logger: logger))
+        try await run { connection, logger in
+            try await Self.keys(connection.query("SELECT \(unescaped: KeyColumns.list) FROM signing_keys ORDER BY tenant, created_at, kid", logger: logger))
         }
     }
 
     public func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64) async throws -> Bool {
-        try await run { client, logger in
+        try await run { connection, logger in
             do {
-                return try await client.transaction(logger: logger) { connection -> Bool in
+                return try await connection.transaction(logger: logger) { connection -> Bool in
                     // Replicas creating a tenant's first key at once take turns; the unique index backs this up.
                     let lockKey = "signing-key/" + key.tenant
                     try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))", logger: logger)
@@ -372,28 +371,41 @@ public final class PostgresIdentityStore: IdentityStore {
 
     // MARK: Running queries
 
-    /// Runs `body` on the current pool within the store's timeout, and turns a database that cannot be reached
-    /// into ``IdentityStoreError/unavailable(_:)``. While the listening connection cannot reach the database, it
-    /// fails at once rather than queueing behind a pool that is waiting to reconnect.
-    private func run<T: Sendable>(_ body: @escaping @Sendable (PostgresClient, Logger) async throws -> T) async throws -> T {
+    /// Runs `body` on a connection of the current pool within the store's timeout, and turns a database that cannot
+    /// be reached into ``IdentityStoreError/unavailable(_:)``. While the listening connection cannot reach the
+    /// database, it fails at once rather than queueing behind a pool that is waiting to reconnect.
+    ///
+    /// postgres-nio does not abandon a query on cancellation, so the timeout closes the leased connection: the query
+    /// fails at once and the pool opens another.
+    private func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T) async throws -> T {
         if let failure = connectivity.failure { throw IdentityStoreError.unavailable(failure) }
         let client = connectivity.client
         let logger = self.logger
+        let leased = NIOLockedValueBox<PostgresConnection?>(nil)
         do {
-            return try await PostgresConnectivity.withDeadline(timeout) { try await body(client, logger) }
+            let connectivity = self.connectivity
+            return try await PostgresConnectivity.withDeadline(timeout, abandonWhen: { connectivity.failure != nil }, onTimeout: { PostgresConnectivity.abandon(leased.withLockedValue { $0 }) }) {
+                try await client.withConnection { connection in
+                    leased.withLockedValue { $0 = connection }
+                    return try await body(connection, logger)
+                }
+            }
         } catch let error as IdentityStoreError {
+            if case .unavailable = error { connectivity.suspectPool() }
             throw error
         } catch is CancellationError {
             throw CancellationError()
         } catch {
+            connectivity.suspectPool()
             throw IdentityStoreError.unavailable(IdentityStoreErrorDescription.describe(error))
         }
     }
 
-    /// ``run(_:)`` without the timeout, for the long transactions of `store migrate`.
-    func runUnbounded<T: Sendable>(_ body: @escaping @Sendable (PostgresClient, Logger) async throws -> T) async throws -> T {
+    /// ``run(_:)`` without the timeout, for migrations (replicas wait for each other's) and `store migrate`.
+    func runUnbounded<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T) async throws -> T {
+        let logger = self.logger
         do {
-            return try await body(connectivity.client, logger)
+            return try await connectivity.client.withConnection { connection in try await body(connection, logger) }
         } catch let error as IdentityStoreError {
             throw error
         } catch {

@@ -1,3 +1,4 @@
+import GatehouseIdentity
 import Logging
 import PostgresNIO
 
@@ -105,8 +106,19 @@ enum PostgresSchema {
     /// for the first, then find nothing left to do. A failed migration changes nothing (PostgreSQL's DDL is
     /// transactional). Returns the versions this call applied.
     @discardableResult
-    static func migrate(_ client: PostgresClient, logger: Logger) async throws -> [Int] {
-        try await client.transaction(logger: logger) { connection in
+    static func migrate(_ connection: PostgresConnection, logger: Logger) async throws -> [Int] {
+        // The revocation cursor needs xid8 and pg_snapshot_xmin (PostgreSQL 13).
+        var version = 0
+        for try await number in try await connection.query("SELECT current_setting('server_version_num')::int", logger: logger).decode(Int.self) {
+            version = number
+        }
+        guard version >= 130_000 else {
+            throw IdentityStoreError.unavailable("PostgreSQL \(version / 10_000) is too old: the store needs PostgreSQL 13 or later")
+        }
+        return try await connection.transaction(logger: logger) { connection in
+            // Waiting for another replica's migrations is expected here, however long the session's limits are.
+            try await connection.query("SET LOCAL lock_timeout = 0", logger: logger)
+            try await connection.query("SET LOCAL statement_timeout = 0", logger: logger)
             try await connection.query("SELECT pg_advisory_xact_lock(\(migrationLock))", logger: logger)
             try await connection.query(
                 """

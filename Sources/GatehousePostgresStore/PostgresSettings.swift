@@ -50,6 +50,8 @@ struct PostgresSettings: Sendable, CustomStringConvertible {
         configuration.options.minimumConnections = 0
         configuration.options.connectTimeout = .seconds(3)
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(15))
+        // The server gives up too, and releases its locks, when a call is abandoned at the client's timeout.
+        configuration.options.additionalStartupParameters = [("lock_timeout", "5s"), ("statement_timeout", "10s")]
         return configuration
     }
 

@@ -53,12 +53,9 @@ struct Store: AsyncParsableCommand {
                         let tables = existing.keys.sorted().map { "\($0) (\(existing[$0]!))" }.joined(separator: ", ")
                         throw Failure(description: "store migrate: \(url) already holds Gatehouse data in \(tables); refusing to copy into it")
                     }
-                    var copied: [(String, Int)] = []
-                    // One consistent read of the source; one transaction per table on the target, counted after.
-                    for table in try await source.exportTables() {
-                        copied.append((table.name, try await target.importTable(table)))
-                    }
-                    return copied
+                    // One consistent read of the source; one transaction on the target, each table counted before it
+                    // commits: a failure leaves the target empty, so the command can simply be run again.
+                    return try await target.importTables(try await source.exportTables()).map { ($0.table, $0.rows) }
                 } catch let error as Failure {
                     throw error
                 } catch {

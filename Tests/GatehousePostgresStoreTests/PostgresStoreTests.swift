@@ -117,6 +117,38 @@ import Testing
         }
     }
 
+    /// A database that stops answering without closing anything (a paused container, a silent network): calls
+    /// give up within the store's timeout instead of hanging, the loss is signalled, and it recovers once thawed.
+    @Test func aSilentDatabaseTimesOutInsteadOfHanging() async throws {
+        let server = try PostgresTestServer.start()
+        defer {
+            try? server.resume()
+            server.stop()
+        }
+        let database = try server.createDatabase()
+        let store = try PostgresIdentityStore(
+            url: PostgresURL.parse(server.url(database: database), relativeTo: "/").get(), timeout: .seconds(2), logger: Self.logger)
+        try await Self.running([store]) {
+            try await store.prepare()
+            var signals = store.changeSignals().makeAsyncIterator()
+            _ = try await store.user(tenant: "acme", email: "warm@acme.test")
+            try server.pause()
+            let started = ContinuousClock.now
+            await #expect(throws: IdentityStoreError.self) { _ = try await store.user(tenant: "acme", email: "a@acme.test") }
+            #expect(ContinuousClock.now - started < .seconds(4), "gave up after \(ContinuousClock.now - started)")
+            let lost = await Self.next(&signals) { if case .disconnected = $0 { return true } else { return false } }
+            #expect(lost, "the listener's check notices the silence")
+            try server.resume()
+            let back = ContinuousClock.now
+            var answered = false
+            while !answered, ContinuousClock.now - back < .seconds(8) {
+                answered = (try? await store.emailConflicts()) != nil
+                if !answered { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(answered, "working again after the database thawed")
+        }
+    }
+
     private static func next(_ signals: inout AsyncStream<StoreSignal>.Iterator, within limit: Duration = .seconds(10), where match: (StoreSignal) -> Bool)
         async -> Bool
     {

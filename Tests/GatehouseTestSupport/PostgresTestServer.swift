@@ -100,6 +100,19 @@ public final class PostgresTestServer: Sendable {
         Self.stop(folder: folder)
     }
 
+    /// Freezes the server and its backends (SIGSTOP): connections stay open and nothing answers, as when a network
+    /// path goes silent. ``resume()`` thaws it.
+    public func pause() throws { try signalCluster("-STOP") }
+
+    public func resume() throws { try signalCluster("-CONT") }
+
+    private func signalCluster(_ signal: String) throws {
+        let pidFile = try String(contentsOfFile: folder + "/data/postmaster.pid", encoding: .utf8)
+        guard let pid = pidFile.split(separator: "\n").first.map(String.init) else { throw Failure("no postmaster.pid") }
+        _ = try Self.execute("/usr/bin/pkill", [signal, "-P", pid])
+        _ = try Self.execute("/usr/bin/kill", [signal, pid])
+    }
+
     /// Starts a stopped server again on the same port.
     public func restart() throws {
         let options = [

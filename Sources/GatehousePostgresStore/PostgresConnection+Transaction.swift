@@ -1,7 +1,7 @@
 import Logging
 import PostgresNIO
 
-extension PostgresClient {
+extension PostgresConnection {
     /// `withTransaction`, throwing what actually failed: the closure's own error (a unique violation, an
     /// ``GatehouseIdentity/IdentityStoreError``), or else the failed `BEGIN`, `COMMIT` or `ROLLBACK`, instead of
     /// postgres-nio's wrapper around them, so callers can tell a taken address from an outage.
