@@ -47,16 +47,6 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
         return text
     }
 
-    /// The URL with its password, for handing to another process (`store migrate` prints ``description`` instead).
-    public var connectionString: String {
-        var text = "postgres://" + Self.percentEncode(username)
-        if let password { text += ":" + Self.percentEncode(password) }
-        let printedHost = host.contains(":") ? "[\(host)]" : host
-        text += "@\(printedHost):\(port)/\(Self.percentEncode(database))?sslmode=\(sslMode.rawValue)"
-        if let sslRootCertificatePath { text += "&sslrootcert=\(Self.percentEncode(sslRootCertificatePath))" }
-        return text
-    }
-
     /// Parses `text`; relative `sslrootcert` paths are resolved against `directory`. Errors never repeat the password.
     public static func parse(_ text: String, relativeTo directory: String) -> Result<PostgresURL, ParseError> {
         let scheme: String

@@ -38,12 +38,7 @@ struct UserByEmail: PostgresPreparedStatement {
     var tenant: String
     var emailKey: String
 
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 2)
-        bindings.append(tenant)
-        bindings.append(emailKey)
-        return bindings
-    }
+    func makeBindings() throws -> PostgresBindings { .strings(tenant, emailKey) }
 
     func decodeRow(_ row: PostgresRow) throws -> UserRecord { try UserColumns.decode(row) }
 }
@@ -55,12 +50,7 @@ struct UserByID: PostgresPreparedStatement {
     var tenant: String
     var id: String
 
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 2)
-        bindings.append(tenant)
-        bindings.append(id)
-        return bindings
-    }
+    func makeBindings() throws -> PostgresBindings { .strings(tenant, id) }
 
     func decodeRow(_ row: PostgresRow) throws -> UserRecord { try UserColumns.decode(row) }
 }
@@ -72,12 +62,7 @@ struct ClearLoginFailures: PostgresPreparedStatement {
     var tenant: String
     var emailKey: String
 
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 2)
-        bindings.append(tenant)
-        bindings.append(emailKey)
-        return bindings
-    }
+    func makeBindings() throws -> PostgresBindings { .strings(tenant, emailKey) }
 
     func decodeRow(_ row: PostgresRow) throws {}
 }
@@ -92,15 +77,19 @@ struct SessionByHash: PostgresPreparedStatement {
     var hash: String
     var tenant: String
 
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 2)
-        bindings.append(hash)
-        bindings.append(tenant)
-        return bindings
-    }
+    func makeBindings() throws -> PostgresBindings { .strings(hash, tenant) }
 
     func decodeRow(_ row: PostgresRow) throws -> SessionRecord {
         let (hash, tenant, sid, userID, createdAt, lastSeenAt, expiresAt) = try row.decode((String, String, String, String, Int64, Int64, Int64).self)
         return SessionRecord(hash: hash, tenant: tenant, sid: sid, userID: userID, createdAt: createdAt, lastSeenAt: lastSeenAt, expiresAt: expiresAt)
+    }
+}
+
+extension PostgresBindings {
+    /// The text parameters of a statement, in order.
+    static func strings(_ values: String...) -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values { bindings.append(value) }
+        return bindings
     }
 }
