@@ -185,6 +185,7 @@ import Glibc
             server.url(database: database, password: "wrong-pass-7f2a"),
             server.url(database: "missing_db"),
             server.url(database: database).replacingOccurrences(of: "sslmode=disable", with: "sslmode=require"),
+            server.url(database: database, port: try PostgresStoreProbe.closedPort()),
         ]
         for url in urls {
             let gateway = try GatehouseProcess(gateway: Self.gateway(url), tenants: ["acme": Self.tenant(echo: 1)])
@@ -195,7 +196,7 @@ import Glibc
             #expect(served.status == 1)
             let lines = served.error.split(separator: "\n")
             #expect(lines.count == 1, "\(served.error)")
-            #expect(served.error.contains("127.0.0.1:\(server.port)"))
+            #expect(served.error.contains("postgres://gatehouse:***@127.0.0.1:"), "\(served.error)")
             #expect(!served.error.contains("wrong-pass-7f2a") && !served.error.contains(PostgresTestServer.password), "\(served.error)")
         }
         // A malformed URL is `check`'s business: file:line.
@@ -204,5 +205,14 @@ import Glibc
         let checked = try run(gatehouseBinary, ["check", "--config", bad.configPath])
         #expect(checked.status == 1)
         #expect(checked.error.contains("gatehouse.yaml:") && checked.error.contains("port"), "\(checked.error)")
+    }
+}
+
+enum PostgresStoreProbe {
+    /// A loopback port nothing listens on.
+    static func closedPort() throws -> Int {
+        let server = try PostgresTestServer.start()
+        server.stop()
+        return server.port
     }
 }

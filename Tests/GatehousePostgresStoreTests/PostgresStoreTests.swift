@@ -41,6 +41,37 @@ import Testing
         }
     }
 
+    /// TLS as the URL asks: `require` encrypts without checking the certificate, `verify-full` checks it against
+    /// `sslrootcert` and the host name, and refuses a certificate it cannot check.
+    @Test func sslModesAreHonoured() async throws {
+        let server = try PostgresTestServer.start(tls: true)
+        defer { server.stop() }
+        let database = try server.createDatabase()
+        let plain = server.url(database: database)
+        let require = plain.replacingOccurrences(of: "sslmode=disable", with: "sslmode=require")
+        let verified = plain.replacingOccurrences(of: "sslmode=disable", with: "sslmode=verify-full&sslrootcert=\(server.caCertificatePath)")
+            .replacingOccurrences(of: "127.0.0.1", with: "localhost")
+        try await Self.store(require).probe()
+        try await Self.store(verified).probe()
+        // The certificate names localhost, not 127.0.0.1: the same server by address is refused by verify-full.
+        let wrongName = verified.replacingOccurrences(of: "@localhost:", with: "@127.0.0.1:")
+        do {
+            try await Self.store(wrongName).probe()
+            Issue.record("verify-full accepted a certificate for another name")
+        } catch {
+            #expect(!"\(error)".contains("refused"), "it reached the server and refused its certificate: \(error)")
+        }
+        // Without the CA, verify-full cannot check the certificate.
+        let noCA = plain.replacingOccurrences(of: "sslmode=disable", with: "sslmode=verify-full")
+        await #expect(throws: IdentityStoreError.self) { try await Self.store(noCA).probe() }
+        // And the store works over TLS.
+        let store = try Self.store(verified)
+        try await Self.running([store]) {
+            try await store.prepare()
+            #expect(try await store.revocations(after: 0, now: 0).records.isEmpty)
+        }
+    }
+
     /// Five replicas migrating an empty database at once: every one succeeds, each migration is recorded once,
     /// and running them again changes nothing.
     @Test func replicasMigratingTogetherApplyEachMigrationOnce() async throws {

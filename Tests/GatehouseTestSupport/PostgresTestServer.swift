@@ -34,8 +34,9 @@ public final class PostgresTestServer: Sendable {
     private static let sharedServer = NIOLockedValueBox<PostgresTestServer?>(nil)
     private static let sharedFolder = NIOLockedValueBox<String?>(nil)
 
-    /// A cluster of its own (for tests that stop and start the server); call ``stop()`` when done.
-    public static func start() throws -> PostgresTestServer {
+    /// A cluster of its own (for tests that stop and start the server); call ``stop()`` when done. With `tls`, the
+    /// server offers TLS with a certificate for `localhost` (not `127.0.0.1`) signed by a CA in ``caCertificatePath``.
+    public static func start(tls: Bool = false) throws -> PostgresTestServer {
         let bin = try binaries()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-pg-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -49,16 +50,43 @@ public final class PostgresTestServer: Sendable {
              "--no-sync", "--no-instructions"], asPostgres: true)
         guard initialized.status == 0 else { throw Failure("initdb failed: \(initialized.output)") }
         let port = try freePort()
-        let options = [
+        var options = [
             "-p \(port)", "-k \(folder)", "-c listen_addresses=127.0.0.1", "-c fsync=off", "-c full_page_writes=off",
             "-c max_connections=300",
         ].joined(separator: " ")
+        if tls {
+            try makeCertificates(in: folder)
+            options += " -c ssl=on -c ssl_cert_file=\(folder)/server.pem -c ssl_key_file=\(folder)/server.key"
+        }
         let started = try execute(bin + "/pg_ctl", ["-D", folder + "/data", "-l", folder + "/log", "-o", options, "-w", "-t", "60", "start"], asPostgres: true)
         guard started.status == 0 else {
             let log = (try? String(contentsOfFile: folder + "/log", encoding: .utf8)) ?? ""
             throw Failure("pg_ctl start failed: \(started.output) \(log)")
         }
         return PostgresTestServer(port: port, folder: folder)
+    }
+
+    /// The CA that signed a TLS server's certificate (PEM).
+    public var caCertificatePath: String { folder + "/ca.pem" }
+
+    /// A CA and a server certificate it signs, with openssl; the key readable only by the server's owner.
+    private static func makeCertificates(in folder: String) throws {
+        let steps: [[String]] = [
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=Gatehouse test CA",
+             "-keyout", folder + "/ca.key", "-out", folder + "/ca.pem"],
+            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost", "-keyout", folder + "/server.key",
+             "-out", folder + "/server.csr"],
+            ["x509", "-req", "-in", folder + "/server.csr", "-CA", folder + "/ca.pem", "-CAkey", folder + "/ca.key", "-CAcreateserial", "-days", "2",
+             "-extfile", folder + "/san.cnf", "-out", folder + "/server.pem"],
+        ]
+        try "subjectAltName=DNS:localhost\n".write(toFile: folder + "/san.cnf", atomically: true, encoding: .utf8)
+        for step in steps {
+            let result = try execute("/usr/bin/openssl", step)
+            guard result.status == 0 else { throw Failure("openssl failed: \(result.output)") }
+        }
+        chmod(folder + "/server.key", 0o600)
+        chmod(folder + "/ca.pem", 0o644)
+        if getuid() == 0 { _ = try execute("/usr/bin/chown", ["-R", "postgres:postgres", folder]) }
     }
 
     private init(port: Int, folder: String) {
