@@ -11,7 +11,7 @@
 #                                 # two builds against nginx-plain at equal resources (GATEHOUSE_THREADS=1, nginx's
 #                                 # one worker): rounds of nginx-plain, A, B on the public route and on an ES256
 #                                 # route, with req/s, the ratio to nginx-plain and CPU microseconds per request
-#   scripts/bench.sh replicas     # two replicas (GATEHOUSE_THREADS=1 each) on one store, SQLite then PostgreSQL, A B A B:
+#   scripts/bench.sh replicas     # two replicas (GATEHOUSE_THREADS=1 each) on one store, SQLite and PostgreSQL, A B B A:
 #                                 # an authenticated ES256 route with the load split between them (one wrk each),
 #                                 # logins (POST /auth/token) split the same way, and revocation propagation: 200 logouts
 #                                 # on replica A, each timed until replica B refuses the token (median, p99)
@@ -293,7 +293,10 @@ PY
     printf 'target\treq/s (both replicas)\tCPU µs/req\tnon-2xx\n'
     REVOCATIONS=""
     for round in $(seq 1 "${ROUNDS:-2}"); do
-        for store in sqlite postgres; do
+        # A B B A: which store goes first alternates, so a drift within a round favours neither.
+        order="sqlite postgres"
+        [ $((round % 2)) = 0 ] && order="postgres sqlite"
+        for store in $order; do
             if [ "$store" = sqlite ]; then url="sqlite:$WORK/data/gatehouse.sqlite"; else url="$PG_URL"; fi
             replica_config "$url" a 18050 18059
             replica_config "$url" b 18051 18058

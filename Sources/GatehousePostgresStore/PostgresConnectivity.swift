@@ -45,6 +45,8 @@ final class PostgresConnectivity: Sendable {
         var running = false
         /// Store calls failed since the pool was last checked.
         var poolSuspect = false
+        /// When a store call last found the database unreachable, and why.
+        var callFailure: (ContinuousClock.Instant, String)?
     }
 
     let settings: PostgresSettings
@@ -84,7 +86,20 @@ final class PostgresConnectivity: Sendable {
     }
 
     /// Why the database cannot be reached, while it cannot.
-    var failure: String? { state.withLock { $0.failure } }
+    /// (Or a store call found it unreachable less than a second ago: the calls right after a crash need not each
+    /// wait for the listener to notice, and after that second the next call tries again.)
+    var failure: String? {
+        state.withLock { state in
+            if let failure = state.failure { return failure }
+            if let (at, reason) = state.callFailure, ContinuousClock.now - at < .seconds(1) { return reason }
+            return nil
+        }
+    }
+
+    /// A store call could not reach the database (refused, or the connection closed under it).
+    func callFailed(_ reason: String) {
+        state.withLock { $0.callFailure = (ContinuousClock.now, reason) }
+    }
 
     func signal(_ signal: StoreSignal) { signalsContinuation.yield(signal) }
 
@@ -253,30 +268,94 @@ final class PostgresConnectivity: Sendable {
         let _: EventLoopFuture<Void> = connection.close()
     }
 
-    /// Runs `body`, or throws ``IdentityStoreError/unavailable(_:)`` when it has not finished within `limit`.
+    /// Runs `body`, or throws ``IdentityStoreError/unavailable(_:)`` when it has not finished within `limit`, or
+    /// as soon as `abandon` says waiting is pointless (the database is known to be away).
     ///
-    /// A task group returns only once every child has, and postgres-nio does not abandon a query on cancellation:
-    /// so at the deadline `onTimeout` must make the body fail fast (close the connection it uses).
+    /// postgres-nio does not abandon a query on cancellation, and a query on a connection that died under it can
+    /// stay pending: so the caller is answered at the deadline without waiting for `body` (which is cancelled,
+    /// and `onTimeout` closes the connection it uses so it ends soon). This is the one place that runs work in
+    /// unstructured tasks, because a structured child would hold the caller until it finished.
     static func withDeadline<T: Sendable>(
         _ limit: Duration, abandonWhen abandon: @escaping @Sendable () -> Bool = { false }, onTimeout: @escaping @Sendable () -> Void = {},
         _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                // Also gives up early once `abandon` says waiting is pointless (the database is known to be away).
-                let deadline = ContinuousClock.now + limit
-                while ContinuousClock.now < deadline, !abandon() {
-                    try await Task.sleep(for: min(.milliseconds(100), deadline - ContinuousClock.now))
+        let race = DeadlineRace<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                race.start(continuation)
+                let work = Task {
+                    do {
+                        race.finish(.success(try await body()))
+                    } catch {
+                        race.finish(.failure(error))
+                    }
                 }
-                onTimeout()
-                return nil
+                let timer = Task {
+                    let deadline = ContinuousClock.now + limit
+                    while ContinuousClock.now < deadline, !abandon(), !race.isFinished {
+                        try? await Task.sleep(for: min(.milliseconds(100), deadline - ContinuousClock.now))
+                    }
+                    if race.finish(.failure(IdentityStoreError.unavailable("no answer from the database within \(limit)"))) {
+                        onTimeout()
+                        work.cancel()
+                    }
+                }
+                race.onCancel { work.cancel(); timer.cancel() }
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw IdentityStoreError.unavailable("no answer from the database within \(limit)")
-            }
-            return value
+        } onCancel: {
+            race.cancel()
         }
+    }
+}
+
+/// The first of a body's result, a deadline and the caller's cancellation wins; the others are ignored.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var finished = false
+        var cancelled = false
+        var onCancel: (@Sendable () -> Void)?
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    var isFinished: Bool { state.withLockedValue { $0.finished } }
+
+    func start(_ continuation: CheckedContinuation<T, any Error>) {
+        let cancelled = state.withLockedValue { state in
+            state.continuation = continuation
+            return state.cancelled
+        }
+        if cancelled { finish(.failure(CancellationError())) }
+    }
+
+    /// Resumes the caller unless someone already did; returns whether this call did.
+    @discardableResult
+    func finish(_ result: Result<T, any Error>) -> Bool {
+        let continuation = state.withLockedValue { state -> CheckedContinuation<T, any Error>? in
+            guard !state.finished, let continuation = state.continuation else { return nil }
+            state.finished = true
+            state.continuation = nil
+            return continuation
+        }
+        continuation?.resume(with: result)
+        return continuation != nil
+    }
+
+    func onCancel(_ handler: @escaping @Sendable () -> Void) {
+        let cancelled = state.withLockedValue { state in
+            state.onCancel = handler
+            return state.cancelled
+        }
+        if cancelled { handler() }
+    }
+
+    func cancel() {
+        let handler = state.withLockedValue { state in
+            state.cancelled = true
+            return state.onCancel
+        }
+        finish(.failure(CancellationError()))
+        handler?()
     }
 }

@@ -397,7 +397,11 @@ public final class PostgresIdentityStore: IdentityStore {
             throw CancellationError()
         } catch {
             connectivity.suspectPool()
-            throw IdentityStoreError.unavailable(IdentityStoreErrorDescription.describe(error))
+            let reason = IdentityStoreErrorDescription.describe(error)
+            if let error = error as? PSQLError, [.connectionError, .serverClosedConnection, .sslUnsupported].contains(error.code) {
+                connectivity.callFailed(reason)
+            }
+            throw IdentityStoreError.unavailable(reason)
         }
     }
 

@@ -137,16 +137,32 @@ import Glibc
             var statuses: [(String, Int)] = []
             for index in 0..<60 {
                 let email = "load\(index)@acme.test"
-                let status = (try? await Self.json(port, "/auth/signup", #"{"email":"\#(email)","password":"a long password"}"#).status) ?? -1
-                statuses.append((email, status))
+                let started = ContinuousClock.now
+                do {
+                    let status = try await Self.json(port, "/auth/signup", #"{"email":"\#(email)","password":"a long password"}"#).status
+                    statuses.append((email, status))
+                } catch {
+                    statuses.append(("\(email): \(error) after \(ContinuousClock.now - started)", -1))
+                }
                 try? await Task.sleep(for: .milliseconds(20))
             }
             return statuses
         }
+        // A browser session this replica has never seen (started by another, here written straight into the store).
+        let database = String(url.split(separator: "/").last!.split(separator: "?")[0])
+        let cookie = String(repeating: "c", count: 43)
+        let now = Int(Date().timeIntervalSince1970)
+        _ = try server.sql(
+            """
+            INSERT INTO logins (sid, tenant, user_id, created_at) SELECT 'outside-sid', 'acme', id, \(now) FROM users WHERE email_key = 'kept@acme.test';
+            INSERT INTO sessions (hash, tenant, sid, user_id, created_at, last_seen_at, expires_at)
+                SELECT encode(sha256(convert_to('\(cookie)', 'UTF8')), 'hex'), 'acme', 'outside-sid', id, \(now), \(now), \(now + 3600)
+                FROM users WHERE email_key = 'kept@acme.test';
+            """, database: database)
         try await Task.sleep(for: .milliseconds(300))
         server.stop()
         let statuses = await load.value
-        #expect(statuses.allSatisfy { [201, 503].contains($0.1) }, "\(statuses.map(\.1))")
+        #expect(statuses.allSatisfy { [201, 503].contains($0.1) }, "\(statuses.map(\.1)) \(statuses.filter { $0.1 == -1 }.map(\.0))")
         committed = statuses.filter { $0.1 == 201 }.map(\.0)
         #expect(statuses.contains { $0.1 == 503 }, "the outage was seen")
 
@@ -155,6 +171,9 @@ import Glibc
         #expect(refused.status == 503)
         #expect(refused.header("Retry-After") != nil)
         #expect(refused.header("Content-Type")?.contains("json") == true)
+        let uncached = try await requestOffThread(port: gateway.port, "/api/x", headers: [("Cookie", "gatehouse_session=\(cookie)")])
+        #expect(uncached.status == 503, "a session cookie this replica has not cached cannot be checked: \(uncached.status)")
+        #expect(uncached.header("Retry-After") != nil)
         let ready = try await requestOffThread(port: gateway.adminPort, "/readyz")
         #expect(ready.status == 200)
         #expect((ready.json["store"] as? String)?.hasPrefix("down") == true, "\(ready.text)")
@@ -173,6 +192,8 @@ import Glibc
             let again = try await Self.json(gateway.port, "/auth/login", #"{"email":"\#(email)","password":"a long password"}"#)
             #expect(again.status == 200, "\(email) answered 201 and must still exist")
         }
+        let cookieBack = try await requestOffThread(port: gateway.port, "/api/x", headers: [("Cookie", "gatehouse_session=\(cookie)")])
+        #expect(cookieBack.status == 200, "the session works once the store is back")
         #expect(gateway.process.isRunning, "no crash")
     }
 
