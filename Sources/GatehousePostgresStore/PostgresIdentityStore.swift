@@ -377,6 +377,7 @@ public final class PostgresIdentityStore: IdentityStore {
     ///
     /// postgres-nio does not abandon a query on cancellation, so the timeout closes the leased connection: the query
     /// fails at once and the pool opens another.
+    @discardableResult
     private func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T) async throws -> T {
         if let failure = connectivity.failure { throw IdentityStoreError.unavailable(failure) }
         let client = connectivity.client
