@@ -2,6 +2,7 @@ import Foundation
 import GatehouseIdentity
 import GatehouseConfiguration
 import NIOCore
+import NIOPosix
 import NIOSSL
 import PostgresNIO
 
@@ -94,7 +95,7 @@ enum IdentityStoreErrorDescription: Error, CustomStringConvertible {
             switch error.code {
             case .sslUnsupported: return "the server does not offer TLS (the URL asks for sslmode=require or verify-full)"
             case .connectionError:
-                return "cannot connect: \(error.underlying.map { "\($0)" } ?? "connection failed")"
+                return "cannot connect: " + connectionFailure(error.underlying)
             case .serverClosedConnection: return "the server closed the connection"
             case .clientClosedConnection: return "the connection was closed"
             case .poolClosed: return "the connection pool is closed"
@@ -106,5 +107,17 @@ enum IdentityStoreErrorDescription: Error, CustomStringConvertible {
         if let error = error as? IdentityStoreError, case .unavailable(let reason) = error { return reason }
         if let error = error as? IdentityStoreErrorDescription { return error.description }
         return "\(error)"
+    }
+
+    /// The socket's own reason ("Connection refused (errno: 111)", a DNS failure), not NIO's whole chain.
+    private static func connectionFailure(_ underlying: (any Error)?) -> String {
+        guard let underlying else { return "connection failed" }
+        guard let failure = underlying as? NIOConnectionError else { return "\(underlying)" }
+        if let dns = failure.dnsAError ?? failure.dnsAAAAError { return "cannot resolve \(failure.host): \(dns)" }
+        if let last = failure.connectionErrors.last {
+            if let io = last.error as? IOError { return "\(last.target): \(io.description)" }
+            return "\(last.target): \(last.error)"
+        }
+        return "\(underlying)"
     }
 }
