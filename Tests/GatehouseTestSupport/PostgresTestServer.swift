@@ -50,20 +50,26 @@ public final class PostgresTestServer: Sendable {
              "--no-sync", "--no-instructions"], asPostgres: true)
         guard initialized.status == 0 else { throw Failure("initdb failed: \(initialized.output)") }
         let port = try freePort()
-        var options = [
-            "-p \(port)", "-k \(folder)", "-c listen_addresses=127.0.0.1", "-c fsync=off", "-c full_page_writes=off",
-            "-c max_connections=300",
-        ].joined(separator: " ")
-        if tls {
-            try makeCertificates(in: folder)
-            options += " -c ssl=on -c ssl_cert_file=\(folder)/server.pem -c ssl_key_file=\(folder)/server.key"
-        }
+        if tls { try makeCertificates(in: folder) }
+        let options = serverOptions(port: port, folder: folder)
         let started = try execute(bin + "/pg_ctl", ["-D", folder + "/data", "-l", folder + "/log", "-o", options, "-w", "-t", "60", "start"], asPostgres: true)
         guard started.status == 0 else {
             let log = (try? String(contentsOfFile: folder + "/log", encoding: .utf8)) ?? ""
             throw Failure("pg_ctl start failed: \(started.output) \(log)")
         }
         return PostgresTestServer(port: port, folder: folder)
+    }
+
+    /// The server's settings: loopback only, its socket in the folder, no fsync (a crashed test cluster is thrown
+    /// away), TLS when the folder holds a certificate.
+    private static func serverOptions(port: Int, folder: String) -> String {
+        var options = [
+            "-p \(port)", "-k \(folder)", "-c listen_addresses=127.0.0.1", "-c fsync=off", "-c full_page_writes=off", "-c max_connections=300",
+        ]
+        if FileManager.default.fileExists(atPath: folder + "/server.pem") {
+            options += ["-c ssl=on", "-c ssl_cert_file=\(folder)/server.pem", "-c ssl_key_file=\(folder)/server.key"]
+        }
+        return options.joined(separator: " ")
     }
 
     /// The CA that signed a TLS server's certificate (PEM).
@@ -143,9 +149,7 @@ public final class PostgresTestServer: Sendable {
 
     /// Starts a stopped server again on the same port.
     public func restart() throws {
-        let options = [
-            "-p \(port)", "-k \(folder)", "-c listen_addresses=127.0.0.1", "-c fsync=off", "-c max_connections=300",
-        ].joined(separator: " ")
+        let options = Self.serverOptions(port: port, folder: folder)
         let started = try Self.execute(
             try Self.binaries() + "/pg_ctl", ["-D", folder + "/data", "-l", folder + "/log", "-o", options, "-w", "-t", "60", "start"], asPostgres: true)
         guard started.status == 0 else { throw Failure("pg_ctl start failed: \(started.output)") }
