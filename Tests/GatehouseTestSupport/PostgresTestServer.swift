@@ -136,15 +136,23 @@ public final class PostgresTestServer: Sendable {
 
     /// Freezes the server and its backends (SIGSTOP): connections stay open and nothing answers, as when a network
     /// path goes silent. ``resume()`` thaws it.
-    public func pause() throws { try signalCluster("-STOP") }
+    public func pause() throws { try signalCluster(SIGSTOP) }
 
-    public func resume() throws { try signalCluster("-CONT") }
+    public func resume() throws { try signalCluster(SIGCONT) }
 
-    private func signalCluster(_ signal: String) throws {
+    /// Signals the postmaster and its children (found in /proc: no procps needed).
+    private func signalCluster(_ signal: Int32) throws {
         let pidFile = try String(contentsOfFile: folder + "/data/postmaster.pid", encoding: .utf8)
-        guard let pid = pidFile.split(separator: "\n").first.map(String.init) else { throw Failure("no postmaster.pid") }
-        _ = try Self.execute("/usr/bin/pkill", [signal, "-P", pid])
-        _ = try Self.execute("/usr/bin/kill", [signal, pid])
+        guard let postmaster = pidFile.split(separator: "\n").first.flatMap({ Int32($0) }) else { throw Failure("no postmaster.pid") }
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            // After "pid (name)": state, then the parent's pid.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, Int32(fields[1]) == postmaster { kill(pid, signal) }
+        }
+        kill(postmaster, signal)
     }
 
     /// Starts a stopped server again on the same port.
