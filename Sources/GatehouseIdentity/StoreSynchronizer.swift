@@ -5,7 +5,8 @@ import ServiceLifecycle
 
 /// Keeps this replica's memory in step with the store, so the proxy path never asks the database (§9): revocations
 /// (pushed by the store as they commit, and a catch-up read as the safety net), signing keys (a rotation by the CLI
-/// or another replica), and the periodic purge. Tracks ``StoreHealth``.
+/// or another replica), and the periodic purge. Tracks ``StoreHealth``. Runs until cancelled (``GatewayService``
+/// cancels it after the drain, so requests still in flight see revocations).
 public struct StoreSynchronizer: Service {
     private let identity: IdentityService
     private let tenants: @Sendable () -> [TenantConfiguration]
@@ -59,7 +60,8 @@ public struct StoreSynchronizer: Service {
                 while (try? await Task.sleep(for: interval)) != nil { continuation.yield(.tick) }
             }
             var loop = SyncLoop(cursor: cursor)
-            for await event in events.cancelOnGracefulShutdown() {
+            // It ends when cancelled, not at graceful shutdown: whoever runs it keeps it going while connections drain.
+            for await event in events {
                 await handle(event, &loop)
             }
             group.cancelAll()

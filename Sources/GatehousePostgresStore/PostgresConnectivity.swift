@@ -56,8 +56,8 @@ final class PostgresConnectivity: Sendable {
     /// Pools to run; the service runs each until it is retired.
     let clients: AsyncStream<ManagedClient>
     private let clientsContinuation: AsyncStream<ManagedClient>.Continuation
-    let signals: AsyncStream<StoreSignal>
-    private let signalsContinuation: AsyncStream<StoreSignal>.Continuation
+    /// Where signals go: the stream of the latest ``makeSignals()`` call.
+    private let signalsContinuation = NIOLockedValueBox<AsyncStream<StoreSignal>.Continuation?>(nil)
 
     init(settings: PostgresSettings, group: any EventLoopGroup, logger: Logger) {
         self.settings = settings
@@ -66,7 +66,6 @@ final class PostgresConnectivity: Sendable {
         let first = ManagedClient(PostgresClient(configuration: settings.clientConfiguration, eventLoopGroup: group, backgroundLogger: logger))
         state = Mutex(State(current: first))
         (clients, clientsContinuation) = AsyncStream.makeStream(of: ManagedClient.self)
-        (signals, signalsContinuation) = AsyncStream.makeStream(of: StoreSignal.self)
         clientsContinuation.yield(first)
     }
 
@@ -80,7 +79,10 @@ final class PostgresConnectivity: Sendable {
     /// its first user at the same moment.
     func waitUntilRunning(limit: Duration = .seconds(10)) async throws {
         let start = ContinuousClock.now
-        while !state.withLock({ $0.running }), ContinuousClock.now - start < limit {
+        while !state.withLock({ $0.running }) {
+            guard ContinuousClock.now - start < limit else {
+                throw IdentityStoreError.unavailable("the store's service is not running (run PostgresStoreService before using the store)")
+            }
             try await Task.sleep(for: .milliseconds(2))
         }
     }
@@ -101,7 +103,18 @@ final class PostgresConnectivity: Sendable {
         state.withLock { $0.callFailure = (ContinuousClock.now, reason) }
     }
 
-    func signal(_ signal: StoreSignal) { signalsContinuation.yield(signal) }
+    func signal(_ signal: StoreSignal) { _ = signalsContinuation.withLockedValue { $0 }?.yield(signal) }
+
+    /// A new stream of signals; an earlier one is finished (one consumer: a restarted synchroniser takes over).
+    func makeSignals() -> AsyncStream<StoreSignal> {
+        let (stream, continuation) = AsyncStream.makeStream(of: StoreSignal.self)
+        let previous = signalsContinuation.withLockedValue { current in
+            defer { current = continuation }
+            return current
+        }
+        previous?.finish()
+        return stream
+    }
 
     /// Swaps in a fresh pool; the old one is stopped (queries still waiting on it fail, and are answered 503).
     private func replaceClient() {
@@ -118,7 +131,7 @@ final class PostgresConnectivity: Sendable {
     func finish() {
         clientsContinuation.finish()
         state.withLock { $0.current }.retire.finish()
-        signalsContinuation.finish()
+        signalsContinuation.withLockedValue { $0 }?.finish()
     }
 
     /// Opens one connection and closes it: the check `serve` makes before it starts (a wrong password, an unknown

@@ -50,7 +50,7 @@ public final class PostgresIdentityStore: IdentityStore {
         if !applied.isEmpty { logger.info("store schema migrated", metadata: ["versions": "\(applied.map(String.init).joined(separator: ","))"]) }
     }
 
-    public func changeSignals() -> AsyncStream<StoreSignal> { connectivity.signals }
+    public func changeSignals() -> AsyncStream<StoreSignal> { connectivity.makeSignals() }
 
     // MARK: Users
 

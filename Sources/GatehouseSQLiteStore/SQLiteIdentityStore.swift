@@ -134,13 +134,13 @@ public final class SQLiteIdentityStore: IdentityStore {
         }
         migrator.registerMigration("v4: one active key per tenant, revocation times") { db in
             // Two keys could be active after a race between replicas' first logins (check, then insert): keep the
-            // newest signing, let the others verify until the tokens they signed can have expired (a day at most).
+            // newest signing; the others verify for a day from now, longer than any token they signed can live.
             let tenants = try String.fetchAll(
                 db, sql: "SELECT tenant FROM signing_keys WHERE retired_at IS NULL GROUP BY tenant HAVING COUNT(*) > 1")
             for tenant in tenants {
                 try db.execute(
                     sql: """
-                        UPDATE signing_keys SET retired_at = created_at, verifies_until = created_at + 86400
+                        UPDATE signing_keys SET retired_at = created_at, verifies_until = MAX(created_at, CAST(strftime('%s', 'now') AS INTEGER)) + 86400
                         WHERE tenant = ? AND retired_at IS NULL AND rowid <>
                             (SELECT rowid FROM signing_keys WHERE tenant = ? AND retired_at IS NULL ORDER BY created_at DESC, rowid DESC LIMIT 1)
                         """, arguments: [tenant, tenant])

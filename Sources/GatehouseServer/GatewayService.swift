@@ -23,30 +23,35 @@ public struct GatewayService: Service {
     public func run() async throws {
         try await server.start()
         let synchronizer = server.synchronizer()
-        await withDiscardingTaskGroup { group in
-            group.addTask {
+        await withDiscardingTaskGroup { outer in
+            // Revocations and keys stay current while connections drain: the synchroniser is cancelled after the drain,
+            // not when graceful shutdown begins.
+            outer.addTask {
                 do { try await synchronizer.run() } catch { logger.error("store synchroniser stopped", metadata: ["error": "\(error)"]) }
             }
-            group.addTask {
-                for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                    logger.info("SIGHUP: reloading tenants")
-                    server.reloadTenants()
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                        logger.info("SIGHUP: reloading tenants")
+                        server.reloadTenants()
+                    }
                 }
-            }
-            if server.configuration.watchTenants {
-              group.addTask {
-                var watcher = FolderWatcher(path: server.configuration.tenantsDirectory)
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: pollInterval)
-                    if watcher.hasChanged() { server.reloadTenants() }
+                if server.configuration.watchTenants {
+                    group.addTask {
+                        var watcher = FolderWatcher(path: server.configuration.tenantsDirectory)
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: pollInterval)
+                            if watcher.hasChanged() { server.reloadTenants() }
+                        }
+                    }
                 }
-              }
+                try? await gracefulShutdown()
+                group.cancelAll()
             }
-            try? await gracefulShutdown()
-            group.cancelAll()
+            logger.info("draining connections")
+            await server.shutdown()
+            outer.cancelAll()
         }
-        logger.info("draining connections")
-        await server.shutdown()
     }
 }
 

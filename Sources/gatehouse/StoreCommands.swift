@@ -37,7 +37,12 @@ struct Store: AsyncParsableCommand {
             } catch {
                 throw Failure(description: "store migrate: cannot open \(path): \(error)")
             }
-            let target = try PostgresIdentityStore(url: url, logger: Gatehouse.commandLogger)
+            let target: PostgresIdentityStore
+            do {
+                target = try PostgresIdentityStore(url: url, logger: Gatehouse.commandLogger)
+            } catch {
+                throw Failure(description: "store migrate: \(url): \(error)")
+            }
             do {
                 try await target.probe()
             } catch {

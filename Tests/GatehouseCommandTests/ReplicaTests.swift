@@ -120,7 +120,7 @@ import Glibc
     /// everything works, without a restart. No committed sign-up is lost.
     @Test func theDatabaseGoesAwayAndComesBack() async throws {
         let server = try PostgresTestServer.start()
-        defer { server.stop() }
+        defer { server.remove() }
         let url = server.url(database: try server.createDatabase())
         let echo = try await EchoServer.bind(host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton)
         defer { echo.close(promise: nil) }
@@ -233,7 +233,7 @@ enum PostgresStoreProbe {
     /// A loopback port nothing listens on.
     static func closedPort() throws -> Int {
         let server = try PostgresTestServer.start()
-        server.stop()
+        server.remove()
         return server.port
     }
 }

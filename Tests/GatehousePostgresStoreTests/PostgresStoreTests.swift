@@ -45,7 +45,7 @@ import Testing
     /// `sslrootcert` and the host name, and refuses a certificate it cannot check.
     @Test func sslModesAreHonoured() async throws {
         let server = try PostgresTestServer.start(tls: true)
-        defer { server.stop() }
+        defer { server.remove() }
         let database = try server.createDatabase()
         let plain = server.url(database: database)
         let require = plain.replacingOccurrences(of: "sslmode=disable", with: "sslmode=require")
@@ -121,7 +121,7 @@ import Testing
     /// returns: the listener reports it and calls work again within 5 s, without a restart.
     @Test func theStoreSurvivesTheDatabaseGoingAwayAndComingBack() async throws {
         let server = try PostgresTestServer.start()
-        defer { server.stop() }
+        defer { server.remove() }
         let database = try server.createDatabase()
         let store = try Self.store(server.url(database: database))
         try await Self.running([store]) {
@@ -154,7 +154,7 @@ import Testing
         let server = try PostgresTestServer.start()
         defer {
             try? server.resume()
-            server.stop()
+            server.remove()
         }
         let database = try server.createDatabase()
         let store = try PostgresIdentityStore(
@@ -207,7 +207,7 @@ import Testing
     /// A loopback port nothing listens on.
     static func closedPort() throws -> Int {
         let server = try PostgresTestServer.start()
-        server.stop()
+        server.remove()
         return server.port
     }
 }

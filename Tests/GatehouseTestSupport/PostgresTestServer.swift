@@ -25,7 +25,10 @@ public final class PostgresTestServer: Sendable {
             server = started
             sharedFolder.withLockedValue { $0 = started.folder }
             atexit {
-                if let folder = PostgresTestServer.sharedFolder.withLockedValue({ $0 }) { PostgresTestServer.stop(folder: folder) }
+                if let folder = PostgresTestServer.sharedFolder.withLockedValue({ $0 }) {
+                    PostgresTestServer.stop(folder: folder)
+                    try? FileManager.default.removeItem(atPath: folder)
+                }
             }
             return started
         }
@@ -38,11 +41,13 @@ public final class PostgresTestServer: Sendable {
     /// server offers TLS with a certificate for `localhost` (not `127.0.0.1`) signed by a CA in ``caCertificatePath``.
     public static func start(tls: Bool = false) throws -> PostgresTestServer {
         let bin = try binaries()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-pg-\(UUID().uuidString.prefix(8))").path
+        // As root the cluster belongs to postgres, which must reach the folder: /tmp, whatever TMPDIR says.
+        let base = getuid() == 0 ? "/tmp" : FileManager.default.temporaryDirectory.path
+        let folder = base + "/gatehouse-pg-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try (password + "\n").write(toFile: folder + "/pwfile", atomically: true, encoding: .utf8)
         if getuid() == 0 {
-            _ = try execute("/usr/bin/chown", ["-R", "postgres:postgres", folder])
+            _ = try execute(systemProgram("chown"), ["-R", "postgres:postgres", folder])
         }
         let initialized = try execute(
             bin + "/initdb",
@@ -92,7 +97,7 @@ public final class PostgresTestServer: Sendable {
         }
         chmod(folder + "/server.key", 0o600)
         chmod(folder + "/ca.pem", 0o644)
-        if getuid() == 0 { _ = try execute("/usr/bin/chown", ["-R", "postgres:postgres", folder]) }
+        if getuid() == 0 { _ = try execute(systemProgram("chown"), ["-R", "postgres:postgres", folder]) }
     }
 
     private init(port: Int, folder: String) {
@@ -168,6 +173,20 @@ public final class PostgresTestServer: Sendable {
         _ = try? execute(bin + "/pg_ctl", ["-D", folder + "/data", "-m", "immediate", "-w", "stop"], asPostgres: true)
     }
 
+    /// Stops the server and deletes its folder (the shared cluster's at exit).
+    public func remove() {
+        stop()
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    /// A base system program, where this system keeps it (/usr/bin or /bin; /usr/sbin or /sbin).
+    static func systemProgram(_ name: String) -> String {
+        for folder in ["/usr/bin", "/bin", "/usr/sbin", "/sbin"] where FileManager.default.isExecutableFile(atPath: folder + "/" + name) {
+            return folder + "/" + name
+        }
+        return "/usr/bin/" + name
+    }
+
     /// The newest installed PostgreSQL's programs (Debian keeps them out of PATH).
     static func binaries() throws -> String {
         let root = "/usr/lib/postgresql"
@@ -201,7 +220,7 @@ public final class PostgresTestServer: Sendable {
     /// `posix_spawn` and `waitpid`: Foundation's `Process` can miss the exit of a short-lived `runuser` here.
     private static func execute(_ program: String, _ arguments: [String], asPostgres: Bool = false) throws -> (status: Int32, output: String) {
         var argv = [program] + arguments
-        if asPostgres && getuid() == 0 { argv = ["/usr/sbin/runuser", "-u", "postgres", "--"] + argv }
+        if asPostgres && getuid() == 0 { argv = [systemProgram("runuser"), "-u", "postgres", "--"] + argv }
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-pg-out-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         var actions = posix_spawn_file_actions_t()
