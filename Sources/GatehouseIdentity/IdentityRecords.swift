@@ -145,6 +145,12 @@ public enum IdentityStoreError: Error, Equatable, CustomStringConvertible {
         case .unavailable(let reason): return "the identity store is unavailable: \(reason)"
         }
     }
+
+    /// One line for a store failure: the reason of ``unavailable(_:)`` alone, anything else as it describes itself.
+    public static func reason(of error: any Error) -> String {
+        if case IdentityStoreError.unavailable(let reason) = error { return reason }
+        return "\(error)"
+    }
 }
 
 /// A browser session (§7), known only by the SHA-256 of its cookie value. It is a login (its `sid` is in `logins`),

@@ -90,8 +90,8 @@ public struct StoreSynchronizer: Service {
 
     private func handle(_ event: Event, _ loop: inout SyncLoop) async {
         switch event {
-        case .signal(.revoked(let records)):
-            identity.apply(records)  // (applied where the signal arrives; kept for completeness)
+        case .signal(.revoked):
+            break  // applied where the signal arrives, never queued
         case .signal(.changed):
             await catchUp(&loop)
         case .signal(.keysChanged):
@@ -130,7 +130,7 @@ public struct StoreSynchronizer: Service {
             }
         } catch {
             loop.needsFullReload = true
-            let reason = Self.reason(error)
+            let reason = IdentityStoreError.reason(of: error)
             if identity.health.mark(up: false, reason: reason) {
                 logger.error("identity store down; proxying goes on from memory", metadata: ["reason": "\(reason)"])
             }
@@ -142,7 +142,7 @@ public struct StoreSynchronizer: Service {
         do {
             try await identity.keys.reload()
         } catch {
-            logger.debug("cannot reload signing keys", metadata: ["error": "\(Self.reason(error))"])
+            logger.debug("cannot reload signing keys", metadata: ["error": "\(IdentityStoreError.reason(of: error))"])
         }
     }
 
@@ -151,13 +151,8 @@ public struct StoreSynchronizer: Service {
             do {
                 _ = try await identity.purgeSessions(tenant: tenant)
             } catch {
-                logger.warning("cannot purge expired sessions", metadata: ["tenant": "\(tenant.id)", "error": "\(Self.reason(error))"])
+                logger.warning("cannot purge expired sessions", metadata: ["tenant": "\(tenant.id)", "error": "\(IdentityStoreError.reason(of: error))"])
             }
         }
-    }
-
-    static func reason(_ error: any Error) -> String {
-        if case IdentityStoreError.unavailable(let reason) = error { return reason }
-        return "\(error)"
     }
 }

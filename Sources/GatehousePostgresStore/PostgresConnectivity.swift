@@ -244,15 +244,10 @@ final class PostgresConnectivity: Sendable {
     /// replacing it would fail the transactions it is running.
     private func repairPoolIfFailing() async {
         state.withLock { $0.poolSuspect = false }
-        let client = self.client
         let logger = self.logger
-        let leased = NIOLockedValueBox<PostgresConnection?>(nil)
         do {
-            try await Self.withDeadline(.seconds(1), onTimeout: { PostgresConnectivity.abandon(leased.withLockedValue { $0 }) }) {
-                try await client.withConnection { connection in
-                    leased.withLockedValue { $0 = connection }
-                    _ = try await connection.query("SELECT 1", logger: logger)
-                }
+            try await withPooledConnection(within: .seconds(1)) { connection in
+                _ = try await connection.query("SELECT 1", logger: logger)
             }
         } catch {
             logger.info("replacing the store's connection pool", metadata: ["reason": "\(IdentityStoreErrorDescription.describe(error))"])
@@ -273,6 +268,22 @@ final class PostgresConnectivity: Sendable {
 
     static func revocationPayload(kind: String, value: String, expiresAt: Int64, recordedAtMilliseconds: Int64) -> String {
         "r|\(kind)|\(expiresAt)|\(recordedAtMilliseconds)|\(value)"
+    }
+
+    /// Runs `body` on a connection of the current pool, within `limit` (or until `abandon` says to stop waiting).
+    /// At the deadline the connection is closed, so its query fails now instead of whenever the server answers.
+    func withPooledConnection<T: Sendable>(
+        within limit: Duration, abandonWhen abandon: @escaping @Sendable () -> Bool = { false },
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let client = self.client
+        let leased = NIOLockedValueBox<PostgresConnection?>(nil)
+        return try await Self.withDeadline(limit, abandonWhen: abandon, onTimeout: { Self.abandon(leased.withLockedValue { $0 }) }) {
+            try await client.withConnection { connection in
+                leased.withLockedValue { $0 = connection }
+                return try await body(connection)
+            }
+        }
     }
 
     /// Closes a connection whose query is overdue, so the query fails now (its server may never answer).

@@ -380,16 +380,11 @@ public final class PostgresIdentityStore: IdentityStore {
     @discardableResult
     private func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T) async throws -> T {
         if let failure = connectivity.failure { throw IdentityStoreError.unavailable(failure) }
-        let client = connectivity.client
         let logger = self.logger
-        let leased = NIOLockedValueBox<PostgresConnection?>(nil)
         do {
             let connectivity = self.connectivity
-            return try await PostgresConnectivity.withDeadline(timeout, abandonWhen: { connectivity.failure != nil }, onTimeout: { PostgresConnectivity.abandon(leased.withLockedValue { $0 }) }) {
-                try await client.withConnection { connection in
-                    leased.withLockedValue { $0 = connection }
-                    return try await body(connection, logger)
-                }
+            return try await connectivity.withPooledConnection(within: timeout, abandonWhen: { connectivity.failure != nil }) { connection in
+                try await body(connection, logger)
             }
         } catch let error as IdentityStoreError {
             if case .unavailable = error { connectivity.suspectPool() }

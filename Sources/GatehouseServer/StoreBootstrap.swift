@@ -52,7 +52,7 @@ public enum StoreBootstrap {
         do {
             try await store.probe()
         } catch {
-            throw Failure(description: "cannot use the store \(store.url): \(reason(error))")
+            throw Failure(description: "cannot use the store \(store.url): \(IdentityStoreError.reason(of: error))")
         }
     }
 
@@ -85,10 +85,5 @@ public enum StoreBootstrap {
                 throw error
             }
         }
-    }
-
-    static func reason(_ error: any Error) -> String {
-        if case IdentityStoreError.unavailable(let reason) = error { return reason }
-        return "\(error)"
     }
 }

@@ -46,7 +46,7 @@ struct Store: AsyncParsableCommand {
             do {
                 try await target.probe()
             } catch {
-                throw Failure(description: "store migrate: cannot use \(url): \(StoreBootstrapReason.text(error))")
+                throw Failure(description: "store migrate: cannot use \(url): \(IdentityStoreError.reason(of: error))")
             }
             let copied = try await withThrowingTaskGroup(of: Void.self) { group -> [(String, Int)] in
                 group.addTask { await PostgresStoreService(store: target).run() }
@@ -64,19 +64,11 @@ struct Store: AsyncParsableCommand {
                 } catch let error as Failure {
                     throw error
                 } catch {
-                    throw Failure(description: "store migrate: \(StoreBootstrapReason.text(error))")
+                    throw Failure(description: "store migrate: \(IdentityStoreError.reason(of: error))")
                 }
             }
             for (table, rows) in copied { print("\(table): \(rows) row\(rows == 1 ? "" : "s") copied, count checked") }
             print("copied \(path) into \(url). Now set store: to that URL\(loaded.gateway.masterKey == nil ? ", and master_key: to the contents of \((path as NSString).deletingLastPathComponent)/master.key (PostgreSQL needs it set)" : "").")
         }
-    }
-}
-
-/// The one-line reason of a store failure.
-enum StoreBootstrapReason {
-    static func text(_ error: any Error) -> String {
-        if case IdentityStoreError.unavailable(let reason) = error { return reason }
-        return "\(error)"
     }
 }

@@ -206,7 +206,7 @@ import Glibc
             server.url(database: database, password: "wrong-pass-7f2a"),
             server.url(database: "missing_db"),
             server.url(database: database).replacingOccurrences(of: "sslmode=disable", with: "sslmode=require"),
-            server.url(database: database, port: try PostgresStoreProbe.closedPort()),
+            server.url(database: database, port: try PostgresTestServer.closedPort()),
         ]
         for url in urls {
             let gateway = try GatehouseProcess(gateway: Self.gateway(url), tenants: ["acme": Self.tenant(echo: 1)])
@@ -226,14 +226,5 @@ import Glibc
         let checked = try run(gatehouseBinary, ["check", "--config", bad.configPath])
         #expect(checked.status == 1)
         #expect(checked.error.contains("gatehouse.yaml:") && checked.error.contains("port"), "\(checked.error)")
-    }
-}
-
-enum PostgresStoreProbe {
-    /// A loopback port nothing listens on.
-    static func closedPort() throws -> Int {
-        let server = try PostgresTestServer.start()
-        server.remove()
-        return server.port
     }
 }

@@ -24,7 +24,7 @@ import Testing
             (server.url(database: database, password: "wrong-secret-93c1"), "authentication failed"),
             (server.url(database: "no_such_database"), "does not exist"),
             (server.url(database: database).replacingOccurrences(of: "sslmode=disable", with: "sslmode=require"), "TLS"),
-            (server.url(database: database, port: try Self.closedPort()), "cannot connect"),
+            (server.url(database: database, port: try PostgresTestServer.closedPort()), "cannot connect"),
         ]
         for (url, reason) in cases {
             let store = try Self.store(url)
@@ -202,12 +202,5 @@ import Testing
         }
         for service in services { service.cancel() }
         for service in services { await service.value }
-    }
-
-    /// A loopback port nothing listens on.
-    static func closedPort() throws -> Int {
-        let server = try PostgresTestServer.start()
-        server.remove()
-        return server.port
     }
 }

@@ -179,6 +179,13 @@ public final class PostgresTestServer: Sendable {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
+    /// A loopback port nothing listens on (a cluster's, once it is gone).
+    public static func closedPort() throws -> Int {
+        let server = try start()
+        server.remove()
+        return server.port
+    }
+
     /// A base system program, where this system keeps it (/usr/bin or /bin; /usr/sbin or /sbin).
     static func systemProgram(_ name: String) -> String {
         for folder in ["/usr/bin", "/bin", "/usr/sbin", "/sbin"] where FileManager.default.isExecutableFile(atPath: folder + "/" + name) {
