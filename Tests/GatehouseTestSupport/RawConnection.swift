@@ -16,7 +16,15 @@ public final class RawConnection: @unchecked Sendable {
     private var buffer: [UInt8] = []
 
     public init(port: Int, receiveTimeout: Double = 10) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fd = try Self.connectedSocket(port: port, receiveTimeout: receiveTimeout)
+    }
+
+    /// A connected socket, or an error with nothing left open. It is made before `self` is initialised: an
+    /// initialiser that throws after `fd` is set still runs `deinit`, and a second `close` of a number the
+    /// kernel has meanwhile handed to another thread (a NIO listener about to bind) closes that one instead.
+    private static func connectedSocket(port: Int, receiveTimeout: Double) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Closed() }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -30,6 +38,7 @@ public final class RawConnection: @unchecked Sendable {
         }
         var timeout = timeval(tv_sec: Int(receiveTimeout), tv_usec: Int((receiveTimeout - Double(Int(receiveTimeout))) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return fd
     }
 
     deinit { Glibc.close(fd) }

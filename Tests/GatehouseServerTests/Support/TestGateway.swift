@@ -96,10 +96,10 @@ final class TestGateway {
         return String(decoding: accessLog.withLockedValue { $0 }, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
-    func stop() async {
+    func stop(gracePeriod: TimeAmount = .seconds(2)) async {
         sync.cancel()
         await sync.value
-        await server.shutdown(gracePeriod: .seconds(2))
+        await server.shutdown(gracePeriod: gracePeriod)
         try? await echo.close()
         for upstream in upstreams { await upstream.stop() }
         try? FileManager.default.removeItem(at: root)
