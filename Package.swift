@@ -25,6 +25,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
     ],
     targets: [
         // Parsing and validation of config/gatehouse.yaml and tenants/*.yaml.
@@ -39,6 +42,7 @@ let package = Package(
         .target(
             name: "GatehouseTokens",
             dependencies: [
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
@@ -83,11 +87,21 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The §10 metrics: the swift-metrics series of the gateway, and the swift-prometheus backend that serves them.
+        .target(
+            name: "GatehouseMetrics",
+            dependencies: [
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
         // Tenant resolution, routing, path normalisation and the upstream side of forwarding.
         .target(
             name: "GatehouseProxy",
             dependencies: [
                 "GatehouseConfiguration",
+                "GatehouseMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -114,6 +128,7 @@ let package = Package(
                 "GatehousePostgresStore",
                 "GatehouseTokens",
                 "GatehouseBrowser",
+                "GatehouseMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -146,6 +161,7 @@ let package = Package(
                 "GatehouseServer",
                 "GatehouseEcho",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -194,6 +210,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "GatehouseMetricsTests",
+            dependencies: ["GatehouseMetrics", "GatehouseTestSupport", .product(name: "CoreMetrics", package: "swift-metrics")]
+        ),
+        .testTarget(
             name: "GatehouseBrowserTests",
             dependencies: ["GatehouseBrowser", "GatehouseConfiguration", .product(name: "Crypto", package: "swift-crypto")]
         ),
@@ -208,6 +228,7 @@ let package = Package(
             name: "GatehouseServerTests",
             dependencies: [
                 "GatehouseServer",
+                "GatehouseProxy",
                 "GatehouseIdentity",
                 "GatehouseTokens",
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -11,6 +11,8 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)    # test certificates
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)   # the tests' private PostgreSQL cluster
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)    # the browser test of the login pages (headless)
 command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)   # ...driven over WebDriver
+# An independent parser of the /metrics exposition format, for the metrics tests (Debian's python3, not the PATH's).
+/usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1 || packages+=(python3-prometheus-client)
 if ((${#packages[@]})); then
     if [ "$(id -u)" != 0 ]; then
         echo "missing: ${packages[*]} (run as root, or: sudo apt-get install ${packages[*]})" >&2

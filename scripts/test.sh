@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The test command. Every suite runs in parallel, except those that assert a time bound (a revocation reaches
-# every replica within 500 ms, the store is back within 5 s of the database): those run afterwards, one at a
-# time, so that on a 2-core machine they measure Gatehouse and not the other 200 tests. Prints the totals.
+# every replica within 500 ms, the store is back within 5 s of the database) and those that load the machine
+# themselves (1,200 requests for the metrics' series bound, 100 parallel scrapes): those run afterwards, one at a
+# time, so that on a 2-core machine they measure Gatehouse and not the other 200 tests, and do not starve them.
+# Prints the totals.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-timed='ReplicaTests|StoreMigrateTests|RevocationLatencyTests|PostgresStoreTests|disablingAUserFromAnotherProcessRevokesTheirTokens'
+timed='ReplicaTests|StoreMigrateTests|RevocationLatencyTests|PostgresStoreTests|disablingAUserFromAnotherProcessRevokesTheirTokens|randomPathsHostsAndMethodsAddNoSeries|aHundredParallelScrapesDuringReloadsAllParse'
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 swift build --build-tests 2>&1 | tee -a "$log"

@@ -19,6 +19,9 @@ public final class HashingPool: Sendable {
     /// Jobs running or waiting, at most.
     public let capacity: Int
 
+    /// Jobs running or waiting now (`gatehouse_password_hash_queue`).
+    public var depth: Int { inFlight.withLock { $0 } }
+
     public init(threads: Int = System.coreCount, queueLength: Int? = nil) {
         self.threads = NIOThreadPool(numberOfThreads: max(1, threads))
         self.capacity = max(1, threads) + (queueLength ?? max(1, threads) * 64)

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import GatehouseConfiguration
 import GatehouseTokens
@@ -13,10 +14,11 @@ public enum IdentityBootstrap {
 
     /// Builds the service over an opened store. `dataDirectory` is where a master key is generated when the
     /// configuration has none (the SQLite file's folder; nil for a shared store, which needs `master_key`).
-    /// `warn` receives one-line warnings (a generated master key).
+    /// `warn` receives one-line warnings (a generated master key). `revocationLag` records how long revocations
+    /// took to reach this process.
     public static func open(
         _ configuration: GatewayConfiguration, store: any IdentityStore, dataDirectory: String?, hashingThreads: Int = System.coreCount,
-        logger: Logger = Logger(label: "gatehouse.identity"), warn: (String) -> Void
+        revocationLag: CoreMetrics.Timer? = nil, logger: Logger = Logger(label: "gatehouse.identity"), warn: (String) -> Void
     ) throws -> IdentityService {
         let masterKey = try masterKey(configuration, dataDirectory: dataDirectory, warn: warn)
         let revocations = RevocationList()
@@ -26,7 +28,8 @@ public enum IdentityBootstrap {
             parallelism: UInt32(configuration.passwordHashing.parallelism))
         return IdentityService(
             store: store, keys: keys, revocations: revocations, hasher: PasswordHasher(parameters: parameters),
-            pool: HashingPool(threads: hashingThreads), formTokenKey: masterKey.derivedKey(purpose: "gatehouse form tokens v1"), logger: logger)
+            pool: HashingPool(threads: hashingThreads), formTokenKey: masterKey.derivedKey(purpose: "gatehouse form tokens v1"), revocationLag: revocationLag,
+            logger: logger)
     }
 
     /// `master_key` from the configuration; when it is empty, a key generated once into the data folder

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Crypto
 import Foundation
 import GatehouseConfiguration
@@ -54,13 +55,19 @@ public final class IdentityService: Sendable {
 
     /// For failures of background work no request waits for (a session's idle-time update).
     let logger: Logger
+    /// `gatehouse_revocation_lag_seconds`: from a revocation's commit (its `recorded_at_ms`) to this process applying it.
+    private let revocationLag: CoreMetrics.Timer?
+
+    /// Password hashes queued or running now.
+    public var passwordHashQueueDepth: Int { pool.depth }
 
     public init(
         store: any IdentityStore, keys: SigningKeyManager, revocations: RevocationList, hasher: PasswordHasher, pool: HashingPool,
         sessions: SessionCache = SessionCache(), formTokenKey: SymmetricKey = SymmetricKey(size: .bits256),
-        logger: Logger = Logger(label: "gatehouse.identity")
+        revocationLag: CoreMetrics.Timer? = nil, logger: Logger = Logger(label: "gatehouse.identity")
     ) {
         self.logger = logger
+        self.revocationLag = revocationLag
         self.store = store
         self.keys = keys
         self.revocations = revocations
@@ -262,18 +269,26 @@ public final class IdentityService: Sendable {
 
     /// Brings this process's revocation list up to date with the store (revocations by other replicas or the CLI).
     /// Returns the cursor to continue from.
-    public func syncRevocations(after cursor: Int64) async throws -> Int64 {
+    /// `measuringLag`: whether revocations new to this process count in `gatehouse_revocation_lag_seconds` (not at
+    /// start-up, when every revocation on record is new here).
+    public func syncRevocations(after cursor: Int64, measuringLag: Bool = true) async throws -> Int64 {
         let now = Self.now()
         let batch = try await store.revocations(after: cursor, now: now)
-        apply(batch.records)
+        apply(batch.records, measuringLag: measuringLag)
         revocations.purge(now: now)
         return batch.cursor
     }
 
     /// Enforces revocations read from, or pushed by, the store.
-    func apply(_ records: [RevocationRecord]) {
+    func apply(_ records: [RevocationRecord], measuringLag: Bool = true) {
+        var nowMilliseconds: Int64?
         for record in records {
-            revocations.revoke(record.kind == "sid" ? .login : .tokenID, record.value, until: record.expiresAt)
+            let isNew = revocations.revoke(record.kind == "sid" ? .login : .tokenID, record.value, until: record.expiresAt)
+            // One made by this process was applied before it was stored; only the others travelled.
+            guard isNew, measuringLag, let revocationLag, record.recordedAtMilliseconds > 0 else { continue }
+            let now = nowMilliseconds ?? Int64(Date().timeIntervalSince1970 * 1000)
+            nowMilliseconds = now
+            revocationLag.recordMilliseconds(max(0, now - record.recordedAtMilliseconds))
         }
     }
 

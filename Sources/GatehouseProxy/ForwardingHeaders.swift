@@ -44,8 +44,11 @@ public enum ForwardingHeaders {
     ///
     /// From a trusted proxy, the `X-Forwarded-For/-Proto/-Host` values it sent are collected in the same pass, for
     /// the plan to extend.
+    ///
+    /// `traceparent` is always dropped (the plan sets the request's ``TraceContext``), and `tracestate` unless
+    /// `keepTraceState`: it belongs to the client's trace and goes only where that trace goes.
     public static func clientEndToEndHeaders(
-        _ incoming: HTTPHeaders, facts: RequestHeaderFacts, policy: RequestPolicy, connection: ClientConnectionInfo
+        _ incoming: HTTPHeaders, facts: RequestHeaderFacts, policy: RequestPolicy, connection: ClientConnectionInfo, keepTraceState: Bool = false
     ) -> FilteredRequestHeaders {
         var result = FilteredRequestHeaders()
         var headers = HTTPHeaders()
@@ -65,9 +68,11 @@ public enum ForwardingHeaders {
                 case .xForwardedHost:
                     if connection.peerIsTrusted, result.forwardedHost == nil { result.forwardedHost = value }
                     continue
-                case .host, .contentLength, .expect, .xRequestID:
+                case .host, .contentLength, .expect, .xRequestID, .traceparent:
                     // The gateway's to set (UpstreamRequestPlan), whatever `Connection` says.
                     continue
+                case .tracestate:
+                    if !keepTraceState { continue }
                 case .authorization:
                     if !policy.forwardAuthorization { continue }
                 case .cookie:
@@ -94,7 +99,7 @@ public enum ForwardingHeaders {
     static let gatewaySetNames = [
         "host", "content-length", "transfer-encoding", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
         "x-request-id", "x-real-ip", "x-forwarded-prefix", "x-forwarded-port", "x-original-url", "x-rewrite-url",
-        "true-client-ip", "x-client-ip",
+        "true-client-ip", "x-client-ip", "traceparent", "tracestate",
     ]
 
     /// Whether `name` has a `_` and equals a reserved or gateway-set name once `_` is read as `-` (§6.9).

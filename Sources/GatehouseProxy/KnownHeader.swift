@@ -39,6 +39,9 @@ public enum KnownHeader: String, CaseIterable, Sendable {
     case origin
     case referer
     case accept
+    // W3C Trace Context: the gateway decides what goes upstream (``TraceContext``).
+    case traceparent
+    case tracestate
 
     /// Whether the header describes one hop only and is never forwarded.
     public var isHopByHop: Bool {
@@ -88,9 +91,10 @@ public enum KnownHeader: String, CaseIterable, Sendable {
             switch first {
             case UInt8(ascii: "c"): candidate = .connection
             case UInt8(ascii: "s"): candidate = .setCookie
+            case UInt8(ascii: "t"): candidate = .tracestate
             default: candidate = .keepAlive
             }
-        case 11: candidate = .xClientIP
+        case 11: candidate = first == UInt8(ascii: "t") ? .traceparent : .xClientIP
         case 12: candidate = .xRequestID
         case 13: candidate = first == UInt8(ascii: "x") ? .xRewriteURL : .authorization
         case 14:

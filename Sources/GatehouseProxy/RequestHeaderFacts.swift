@@ -35,6 +35,10 @@ public struct RequestHeaderFacts: Sendable {
     public private(set) var referer: String?
     /// The first `Accept` value; only read when a refusal might become a login redirect.
     private var accept: String?
+    /// How many `traceparent` headers there are; only exactly one can be valid.
+    public private(set) var traceparentCount = 0
+    /// The first `traceparent` value, as sent (``TraceContext`` checks it).
+    public private(set) var traceparent: String?
 
     public init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
@@ -64,6 +68,9 @@ public struct RequestHeaderFacts: Sendable {
                 if referer == nil { referer = value }
             case .accept:
                 if accept == nil { accept = value }
+            case .traceparent:
+                traceparentCount += 1
+                if traceparent == nil { traceparent = value }
             case .transferEncoding:
                 transferEncodingCount += 1
                 if transferEncoding == nil { transferEncoding = value }

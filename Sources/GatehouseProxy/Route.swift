@@ -1,4 +1,5 @@
 import GatehouseConfiguration
+import GatehouseMetrics
 import NIOHTTP1
 
 /// A route ready for the request path: methods pre-parsed, the `Allow` header pre-rendered.
@@ -8,13 +9,17 @@ public struct Route: Sendable {
     public let methods: Set<String>?
     /// Value of `Allow` for a 405 answer.
     public let allowHeader: String
+    /// Its series of §10, made with the routing table.
+    public let metrics: RouteMetrics
 
     public var path: String { configuration.path }
     public var upstream: UpstreamURL { configuration.upstream }
     public var requirement: RouteConfiguration.Requirement { configuration.requirement }
 
-    public init(_ configuration: RouteConfiguration) {
+    /// - Parameter metrics: the route's series; by default they go nowhere.
+    public init(_ configuration: RouteConfiguration, metrics: RouteMetrics? = nil) {
         self.configuration = configuration
+        self.metrics = metrics ?? GatewayMetrics.discarding.route(tenant: "", path: configuration.path)
         if let names = configuration.methods {
             var methods = Set(names)
             // GET allows HEAD.
@@ -49,8 +54,8 @@ public struct RouteTable: Sendable {
     /// Longest path first, so the first match is the best.
     private let routes: [Route]
 
-    public init(_ routes: [RouteConfiguration]) {
-        self.routes = routes.map(Route.init).sorted { $0.path.utf8.count > $1.path.utf8.count }
+    public init(_ routes: [RouteConfiguration], metrics: TenantMetrics? = nil) {
+        self.routes = routes.map { Route($0, metrics: metrics?.route($0.path)) }.sorted { $0.path.utf8.count > $1.path.utf8.count }
     }
 
     public func match(_ path: String) -> Route? {

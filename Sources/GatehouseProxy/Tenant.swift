@@ -1,4 +1,5 @@
 import GatehouseConfiguration
+import GatehouseMetrics
 
 /// A tenant as the request path needs it: configuration plus pre-computed lookups.
 public final class Tenant: Sendable {
@@ -7,12 +8,15 @@ public final class Tenant: Sendable {
     /// Lower-cased names of headers that only the gateway may set: the tenant's identity headers and
     /// `X-Identity-Assertion`. They are stripped from every inbound request, whatever the route.
     public let reservedHeaderNames: [String]
+    /// Its series of §10 (its routes carry their own).
+    public let metrics: TenantMetrics
 
     public var id: String { configuration.id }
 
-    public init(_ configuration: TenantConfiguration) {
+    public init(_ configuration: TenantConfiguration, metrics: GatewayMetrics = .discarding) {
         self.configuration = configuration
-        self.routes = RouteTable(configuration.routes)
+        self.metrics = metrics.tenant(configuration.id)
+        self.routes = RouteTable(configuration.routes, metrics: self.metrics)
         var names = configuration.identityHeaders.map { $0.name.lowercased() }
         names.append("x-identity-assertion")
         self.reservedHeaderNames = names
@@ -24,17 +28,20 @@ public struct TenantDirectory: Sendable {
     private let exact: [String: Tenant]
     private let wildcard: [String: Tenant]
     public let tenants: [String: Tenant]
+    /// The series of requests whose host is no tenant's.
+    public let unknownHostMetrics: RouteMetrics
 
-    public init(_ catalog: TenantCatalog) {
-        self.init(tenants: Array(catalog.tenants.values))
+    /// - Parameter metrics: where the tenants' and routes' series are made; built once per routing table.
+    public init(_ catalog: TenantCatalog, metrics: GatewayMetrics = .discarding) {
+        self.init(tenants: Array(catalog.tenants.values), metrics: metrics)
     }
 
-    public init(tenants configurations: [TenantConfiguration]) {
+    public init(tenants configurations: [TenantConfiguration], metrics: GatewayMetrics = .discarding) {
         var exact: [String: Tenant] = [:]
         var wildcard: [String: Tenant] = [:]
         var tenants: [String: Tenant] = [:]
         for configuration in configurations {
-            let tenant = Tenant(configuration)
+            let tenant = Tenant(configuration, metrics: metrics)
             tenants[configuration.id] = tenant
             for host in configuration.hosts {
                 switch host {
@@ -46,6 +53,7 @@ public struct TenantDirectory: Sendable {
         self.exact = exact
         self.wildcard = wildcard
         self.tenants = tenants
+        self.unknownHostMetrics = metrics.unknownHost
     }
 
     public var count: Int { tenants.count }

@@ -30,11 +30,14 @@ public struct UpstreamRequestPlan: Sendable {
     /// - Parameters:
     ///   - incoming: the client's headers.
     ///   - facts: `RequestHeaderFacts(incoming)`, which the caller already gathered.
+    ///   - trace: the request's trace context, sent as `traceparent` (with the client's `tracestate` when it is the
+    ///     client's own); nil sends none.
     public func makeHead(
         from incoming: HTTPHeaders, facts: RequestHeaderFacts, policy: ForwardingHeaders.RequestPolicy, connection: ClientConnectionInfo,
-        requestID: String
+        requestID: String, trace: TraceContext? = nil
     ) -> HTTPRequestHead {
-        let filtered = ForwardingHeaders.clientEndToEndHeaders(incoming, facts: facts, policy: policy, connection: connection)
+        let filtered = ForwardingHeaders.clientEndToEndHeaders(
+            incoming, facts: facts, policy: policy, connection: connection, keepTraceState: trace?.isFromClient ?? false)
         var headers = filtered.headers
         // Everything below is the gateway's; the filter above dropped whatever the client sent under these names.
         if let host = facts.host { headers.add(name: "Host", value: host) }
@@ -43,6 +46,7 @@ public struct UpstreamRequestPlan: Sendable {
         headers.add(name: "X-Forwarded-Proto", value: filtered.forwardedProto ?? connection.scheme)
         if let forwardedHost = filtered.forwardedHost ?? facts.host { headers.add(name: "X-Forwarded-Host", value: forwardedHost) }
         headers.add(name: "X-Request-Id", value: requestID)
+        if let trace { headers.add(name: "traceparent", value: trace.traceparent) }
         for (name, value) in identityHeaders { headers.add(name: name, value: value) }
         if isWebSocketUpgrade {
             headers.add(name: "Connection", value: "upgrade")

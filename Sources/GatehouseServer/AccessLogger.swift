@@ -22,6 +22,8 @@ final class AccessLogger: Sendable {
         var upstreamNanoseconds: Int64?
         var totalNanoseconds: Int64
         var requestID: String
+        /// The request's `traceparent`; its trace id is logged.
+        var traceparent: String
         var bytesSent: Int
     }
 
@@ -90,6 +92,10 @@ final class AccessLogger: Sendable {
         JSON.appendInteger(entry.bytesSent, to: &bytes)
         bytes.append(contentsOf: #","request_id":"#.utf8)
         JSON.appendQuoted(entry.requestID, to: &bytes)
+        // The trace id is 32 hex digits (TraceContext checked it, or made it): nothing to escape.
+        bytes.append(contentsOf: #","trace_id":""#.utf8)
+        bytes.append(contentsOf: entry.traceparent.utf8.dropFirst(3).prefix(32))
+        bytes.append(UInt8(ascii: "\""))
         bytes.append(contentsOf: "}\n".utf8)
     }
 

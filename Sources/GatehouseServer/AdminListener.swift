@@ -1,4 +1,5 @@
 import GatehouseIdentity
+import GatehouseMetrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -9,17 +10,21 @@ struct AdminListener {
     let group: EventLoopGroup
     let address: (host: String, port: Int)
     let health: StoreHealth
+    let metrics: GatewayMetrics
     let readiness: @Sendable () -> (ready: Bool, detail: String)
 
     func bind() async throws -> Channel {
         let readiness = self.readiness
         let health = self.health
+        let metrics = self.metrics
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                metrics.adminConnections.increment()
+                channel.closeFuture.whenComplete { _ in metrics.adminConnections.decrement() }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(health: health, readiness: readiness))
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(health: health, registry: metrics.registry, readiness: readiness))
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -33,10 +38,13 @@ final class AdminHandler: ChannelInboundHandler {
 
     private let readiness: @Sendable () -> (ready: Bool, detail: String)
     private let health: StoreHealth
+    /// nil when metrics are off (`GATEHOUSE_METRICS=off`).
+    private let registry: MetricsRegistry?
     private var head: HTTPRequestHead?
 
-    init(health: StoreHealth, readiness: @escaping @Sendable () -> (ready: Bool, detail: String)) {
+    init(health: StoreHealth, registry: MetricsRegistry?, readiness: @escaping @Sendable () -> (ready: Bool, detail: String)) {
         self.health = health
+        self.registry = registry
         self.readiness = readiness
     }
 
@@ -67,25 +75,42 @@ final class AdminHandler: ChannelInboundHandler {
             body = "{\"status\":\(JSON.quote(ready ? "ready" : "not ready")),\"detail\":\(JSON.quote(detail)),\"store\":\(JSON.quote(health.detail))}"
             contentType = "application/json"
         case (.GET, "/metrics"), (.HEAD, "/metrics"):
-            status = .ok
-            body = """
-                # HELP gatehouse_store_up Whether this replica reaches its identity store (1) or serves from memory (0).
-                # TYPE gatehouse_store_up gauge
-                gatehouse_store_up \(health.isUp ? 1 : 0)
-
-                """
-            contentType = "text/plain; version=0.0.4; charset=utf-8"
+            guard let registry else {
+                status = .notFound
+                body = ProblemResponse(.notFound, "Metrics are off in this process (GATEHOUSE_METRICS=off).").body
+                contentType = "application/problem+json"
+                break
+            }
+            // Rendering reads /proc: off the event loop.
+            let loop = context.eventLoop
+            let answer = NIOThreadPool.singleton.runIfActive(eventLoop: loop) { registry.render() }
+            answer.assumeIsolated().whenComplete { result in
+                switch result {
+                case .success(let bytes):
+                    self.write(head: head, status: .ok, contentType: MetricsRegistry.contentType, body: context.channel.allocator.buffer(bytes: bytes), context: context)
+                case .failure(let error):
+                    let problem = ProblemResponse(.serviceUnavailable, "The metrics could not be rendered: \(error).")
+                    self.write(
+                        head: head, status: .serviceUnavailable, contentType: "application/problem+json",
+                        body: context.channel.allocator.buffer(string: problem.body), context: context)
+                }
+            }
+            return
         default:
             status = .notFound
             body = ProblemResponse(.notFound, "The admin listener serves /healthz, /readyz and /metrics.").body
             contentType = "application/problem+json"
         }
+        write(head: head, status: status, contentType: contentType, body: context.channel.allocator.buffer(string: body), context: context)
+    }
+
+    private func write(head: HTTPRequestHead, status: HTTPResponseStatus, contentType: String, body: ByteBuffer, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: contentType)
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
         headers.add(name: "Cache-Control", value: "no-store")
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         let keepAlive = head.isKeepAlive
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             if !keepAlive { context.close(promise: nil) }

@@ -97,9 +97,9 @@ struct AuthEndpoints: Sendable {
             default: break
             }
             switch request.path {
-            case "/auth/signup": return try await signUp(request, configuration)
-            case "/auth/login": return try await logIn(request, configuration)
-            case "/auth/token": return await token(request, configuration)
+            case "/auth/signup": return try await signUp(request, tenant)
+            case "/auth/login": return try await logIn(request, tenant)
+            case "/auth/token": return await token(request, tenant)
             case "/auth/refresh": return try await refresh(request, configuration)
             case "/auth/logout": return try await logOut(request, tenant)
             case "/auth/me": return try await me(request, tenant)
@@ -130,23 +130,29 @@ struct AuthEndpoints: Sendable {
 
     // MARK: Endpoints
 
-    private func signUp(_ request: EndpointRequest, _ tenant: TenantConfiguration) async throws -> EndpointResponse {
+    private func signUp(_ request: EndpointRequest, _ tenant: Tenant) async throws -> EndpointResponse {
         let body = try JSONBody(request)
         let email = try body.string("email")
         let password = try body.string("password")
         let name = try body.optionalString("name")
-        let user = try await identity.signUp(tenant: tenant, email: email, password: password, name: name)
+        let user = try await tenant.metrics.countingSignup {
+            try await identity.signUp(tenant: tenant.configuration, email: email, password: password, name: name)
+        }
         return EndpointResponse(.created, json: Self.userJSON(user))
     }
 
-    private func logIn(_ request: EndpointRequest, _ tenant: TenantConfiguration) async throws -> EndpointResponse {
+    private func logIn(_ request: EndpointRequest, _ tenant: Tenant) async throws -> EndpointResponse {
         let body = try JSONBody(request)
-        let grant = try await identity.logIn(tenant: tenant, email: try body.string("email"), password: try body.string("password"))
+        let email = try body.string("email")
+        let password = try body.string("password")
+        let grant = try await tenant.metrics.countingLogin { try await identity.logIn(tenant: tenant.configuration, email: email, password: password) }
         return Self.tokenResponse(grant)
     }
 
     /// RFC 6749 §4.3 and §6, with §5.2 error bodies.
-    private func token(_ request: EndpointRequest, _ tenant: TenantConfiguration) async -> EndpointResponse {
+    private func token(_ request: EndpointRequest, _ tenant: Tenant) async -> EndpointResponse {
+        let metrics = tenant.metrics
+        let tenant = tenant.configuration
         // RFC 6749 §5.2: a request the server cannot use is 400 invalid_request, whatever is wrong with it.
         guard Self.mediaType(request.headers) == "application/x-www-form-urlencoded" else {
             return Self.oauthError(.badRequest, "invalid_request", "The body must be application/x-www-form-urlencoded.")
@@ -160,7 +166,7 @@ struct AuthEndpoints: Sendable {
                 guard let username = form["username"], let password = form["password"] else {
                     return Self.oauthError(.badRequest, "invalid_request", "The password grant needs username and password.")
                 }
-                return Self.tokenResponse(try await identity.logIn(tenant: tenant, email: username, password: password))
+                return Self.tokenResponse(try await metrics.countingLogin { try await identity.logIn(tenant: tenant, email: username, password: password) })
             case "refresh_token":
                 guard let token = form["refresh_token"] else {
                     return Self.oauthError(.badRequest, "invalid_request", "The refresh_token grant needs refresh_token.")

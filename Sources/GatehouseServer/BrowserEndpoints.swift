@@ -76,7 +76,9 @@ struct BrowserEndpoints: Sendable {
         model.email = form["email"] ?? ""
         if let refusal = refuseForgedForm(.login, form, model, request, tenant) { return refusal }
         do {
-            let grant = try await identity.logInToSession(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "")
+            let grant = try await tenant.metrics.countingLogin {
+                try await identity.logInToSession(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "")
+            }
             let maxAge = grant.session.record.expiresAt - grant.session.record.createdAt
             var response = Self.seeOther(model.redirectTarget)
             response.headers.append(("Set-Cookie", BrowserCookie.setSession(grant.cookieValue, maxAge: maxAge, secure: request.isSecure)))
@@ -110,7 +112,9 @@ struct BrowserEndpoints: Sendable {
         let status: HTTPResponseStatus
         do {
             let name = model.name.isEmpty ? nil : model.name
-            let user = try await identity.signUp(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "", name: name)
+            let user = try await tenant.metrics.countingSignup {
+                try await identity.signUp(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "", name: name)
+            }
             let grant: SessionGrant
             do {
                 grant = try await identity.startSession(tenant: tenant.configuration, user: user)

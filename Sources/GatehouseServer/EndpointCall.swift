@@ -11,6 +11,7 @@ final class EndpointCall {
     let path: String
     let query: String?
     let requestID: String
+    let trace: TraceContext
     let start: NIODeadline
     var body: ByteBuffer
     /// The request asked for an upgrade: the connection closes after the answer.
@@ -19,9 +20,10 @@ final class EndpointCall {
     var isDispatched = false
 
     init(
-        head: HTTPRequestHead, facts: RequestHeaderFacts, tenant: Tenant, path: String, query: String?, requestID: String, start: NIODeadline,
-        body: ByteBuffer, endsParsing: Bool
+        head: HTTPRequestHead, facts: RequestHeaderFacts, tenant: Tenant, path: String, query: String?, requestID: String, trace: TraceContext,
+        start: NIODeadline, body: ByteBuffer, endsParsing: Bool
     ) {
+        self.trace = trace
         self.endsParsing = endsParsing
         self.head = head
         self.facts = facts

@@ -1,6 +1,7 @@
 import GatehouseBrowser
 import GatehouseConfiguration
 import GatehouseIdentity
+import GatehouseMetrics
 import GatehouseProxy
 import Logging
 import NIOCore
@@ -50,6 +51,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// A `read` held back because the upstream side cannot take more yet, or pipelined requests are waiting.
     private var readPending = false
     private var requestIDs = RequestIDGenerator()
+    private var traceContexts = TraceContextGenerator()
     /// The upstream response deadline of the exchange in progress; one timer per connection.
     private var responseTimer: DeadlineTimer?
     /// The request body's stall deadline (`limits.body_timeout`), moved on by every body part.
@@ -169,6 +171,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch phase {
         case .idle:
             phase = .closed
+            // No head, so no tenant or method: counted as tenant and route `none`, method `OTHER`.
+            state.metrics.unknownHost.countUnparsed(status: problem.status.code)
             send(problem, version: .http1_1, requestID: requestIDs.next(), isHead: false, keepAlive: false, context: context, thenClose: true)
         case .exchanging(let exchange):
             // A malformed chunk after the head went upstream (§6.6): the upstream connection is closed, never reused,
@@ -283,6 +287,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         let start = NIODeadline.now()
         let facts = RequestHeaderFacts(head.headers)
         let requestID = facts.requestID.flatMap { ForwardingHeaders.isSaneRequestID($0) ? $0 : nil } ?? requestIDs.next()
+        let trace = TraceContext.of(facts, generator: &traceContexts)
         let isHead = head.method == .HEAD
         let endsParsing = !isHTTP2 && (facts.endsHTTPParsing || head.method == .CONNECT)
 
@@ -295,8 +300,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             phase = .answered(closeAfterRequest: !keepAlive)
             send(problem, version: head.version, requestID: requestID, isHead: isHead, keepAlive: keepAlive, context: context)
             logEntry(
-                tenant: tenant?.id, route: route?.path, method: head.method.rawValue, path: path ?? "-", status: problem.status.code,
-                upstream: nil, start: start, requestID: requestID, bytes: 0)
+                metrics: route?.metrics ?? tenant?.metrics.unmatched ?? state.metrics.unknownHost, tenant: tenant?.id, route: route?.path, method: head.method.rawValue, path: path ?? "-", status: problem.status.code,
+                upstream: nil, start: start, requestID: requestID, trace: trace, bytes: 0)
         }
 
         // §6.6: one reading of the body's length, or none at all.
@@ -351,7 +356,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
             phase = .endpoint(
-                EndpointCall(head: head, facts: facts, tenant: tenant, path: target.path, query: target.query.map(String.init), requestID: requestID, start: start,
+                EndpointCall(head: head, facts: facts, tenant: tenant, path: target.path, query: target.query.map(String.init), requestID: requestID, trace: trace, start: start,
                     body: context.channel.allocator.buffer(capacity: 0), endsParsing: endsParsing))
             if framing.hasBody { bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount) }
             if facts.expectsContinue {
@@ -415,6 +420,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 bySession = true
             }
         }
+        tenant.metrics.count(authentication.metricsResult)
         let isWebSocket = !isHTTP2 && head.method == .GET && facts.requestsWebSocket
         if bySession, BrowserRules.needsSameSiteOrigin(head.method) || isWebSocket, !isFromTenantSite(facts, tenant: tenant) {
             let what = isWebSocket ? "A WebSocket upgrade" : "A \(head.method.rawValue)"
@@ -452,11 +458,11 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         let upstreamHead = plan.makeHead(
             from: head.headers, facts: facts,
             policy: .init(reservedHeaderNames: tenant.reservedHeaderNames, forwardAuthorization: route.configuration.forwardAuthorization),
-            connection: connection, requestID: requestID)
+            connection: connection, requestID: requestID, trace: trace)
 
         let exchange = ProxyExchange(
             clientHead: head, upstreamHead: upstreamHead, framing: framing, awaitsFraming: awaitsFraming, tenant: tenant, route: route,
-            path: target.path, requestID: requestID, start: start, isUpgrade: isWebSocket, endsParsing: endsParsing)
+            path: target.path, requestID: requestID, trace: trace, start: start, isUpgrade: isWebSocket, endsParsing: endsParsing)
         phase = .exchanging(exchange)
         if framing.hasBody || awaitsFraming { bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount) }
         if facts.expect != nil {
@@ -516,8 +522,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                     ProblemResponse(.payloadTooLarge, "The request body is larger than the limit of \(limit) bytes.", closeConnection: true),
                     version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, context: context)
                 logEntry(
-                    tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: 413, upstream: nil,
-                    start: call.start, requestID: call.requestID, bytes: 0)
+                    metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: 413, upstream: nil,
+                    start: call.start, requestID: call.requestID, trace: call.trace, bytes: 0)
                 return
             }
             call.body.writeBuffer(&buffer)
@@ -616,8 +622,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             headers.add(name: "Connection", value: connection)
         }
         logEntry(
-            tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: response.status.code,
-            upstream: nil, start: call.start, requestID: call.requestID, bytes: body.readableBytes)
+            metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: response.status.code,
+            upstream: nil, start: call.start, requestID: call.requestID, trace: call.trace, bytes: body.readableBytes)
         // The phase changes before `.end` is written, which may deliver the next pipelined request at once.
         if keepAlive { becomeIdle(context: context) } else { phase = .closed }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: call.head.version, status: response.status, headers: headers))), promise: nil)
@@ -704,8 +710,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         case .endpoint(let call) where !call.isDispatched:
             logEntry(
-                tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: problem.status.code,
-                upstream: nil, start: call.start, requestID: call.requestID, bytes: 0)
+                metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: problem.status.code,
+                upstream: nil, start: call.start, requestID: call.requestID, trace: call.trace, bytes: 0)
             phase = .closed
             send(problem, version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, context: context, thenClose: true)
         default:
@@ -924,19 +930,23 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             upstreamTime = ((exchange.upstreamEnd ?? .now()) - begin).nanoseconds
         }
         logEntry(
-            tenant: exchange.tenant.id, route: exchange.route.path, method: exchange.clientHead.method.rawValue, path: exchange.path,
-            status: status, upstream: upstreamTime, start: exchange.start, requestID: exchange.requestID, bytes: exchange.bytesSent)
+            metrics: exchange.route.metrics, tenant: exchange.tenant.id, route: exchange.route.path, method: exchange.clientHead.method.rawValue, path: exchange.path,
+            status: status, upstream: upstreamTime, start: exchange.start, requestID: exchange.requestID, trace: exchange.trace,
+            bytes: exchange.bytesSent)
     }
 
+    /// Counts the answered request in its route's series and writes its access-log line.
     private func logEntry(
-        tenant: String?, route: String?, method: String, path: String, status: UInt, upstream: Int64?, start: NIODeadline,
-        requestID: String, bytes: Int
+        metrics: RouteMetrics, tenant: String?, route: String?, method: String, path: String, status: UInt, upstream: Int64?, start: NIODeadline,
+        requestID: String, trace: TraceContext, bytes: Int
     ) {
+        let total = (NIODeadline.now() - start).nanoseconds
+        metrics.record(method: MethodLabel(method), status: status, totalNanoseconds: total, upstreamNanoseconds: upstream)
         guard let accessLog = state.accessLog else { return }
         accessLog.log(
             AccessLogger.Entry(
                 tenant: tenant, route: route, method: method, path: path, status: status, upstreamNanoseconds: upstream,
-                totalNanoseconds: (NIODeadline.now() - start).nanoseconds, requestID: requestID, bytesSent: bytes))
+                totalNanoseconds: total, requestID: requestID, traceparent: trace.traceparent, bytesSent: bytes))
     }
 
 }

@@ -1,5 +1,6 @@
 import GatehouseConfiguration
 import GatehouseIdentity
+import GatehouseMetrics
 import GatehouseProxy
 import Logging
 import NIOConcurrencyHelpers
@@ -28,12 +29,17 @@ public final class GatewayServer: Sendable {
     ///   - store: the opened store; by default the configured one is opened here (a store with background work,
     ///     PostgreSQL, must have its ``OpenedStore/services`` running).
     ///   - accessLogOutput: where access-log lines go (standard output by default); ignored when `access_log: false`.
+    ///   - metrics: the series of §10; by default a registry of this server's own (so that servers in one test
+    ///     process count apart), or none when the environment has `GATEHOUSE_METRICS=off`.
     public init(
         configuration: LoadedConfiguration, environment: [String: String], group: EventLoopGroup, logger: Logger, store: OpenedStore? = nil,
-        accessLogOutput: (@Sendable ([UInt8]) -> Void)? = nil
+        metrics: GatewayMetrics? = nil, accessLogOutput: (@Sendable ([UInt8]) -> Void)? = nil
     ) throws {
+        let metrics = metrics ?? Self.metrics(environment: environment)
         let opened = try store ?? StoreBootstrap.open(configuration.gateway, group: group, logger: logger)
-        let identity = try IdentityBootstrap.open(configuration.gateway, store: opened.store, dataDirectory: opened.dataDirectory, logger: logger) {
+        let identity = try IdentityBootstrap.open(
+            configuration.gateway, store: opened.store, dataDirectory: opened.dataDirectory, revocationLag: metrics.revocationLag, logger: logger
+        ) {
             warning in logger.warning("\(warning)")
         }
         self.configuration = configuration.gateway
@@ -42,8 +48,15 @@ public final class GatewayServer: Sendable {
         self.logger = logger
         let accessLog = configuration.gateway.accessLog ? AccessLogger(output: accessLogOutput ?? AccessLogger.writeToStandardOutput) : nil
         self.state = GatewayState(
-            configuration: configuration.gateway, tenants: TenantDirectory(configuration.tenants), identity: identity, accessLog: accessLog,
-            logger: logger)
+            configuration: configuration.gateway, tenants: TenantDirectory(configuration.tenants, metrics: metrics), identity: identity,
+            accessLog: accessLog, metrics: metrics, logger: logger)
+        let health = identity.health
+        let storeUp = metrics.storeUp
+        let hashQueue = metrics.passwordHashQueue
+        metrics.registry?.addCollector {
+            storeUp.record(health.isUp ? 1 : 0)
+            hashQueue.record(identity.passwordHashQueueDepth)
+        }
         let limits = configuration.gateway.limits
         self.pools = UpstreamPools(
             group: group,
@@ -61,7 +74,7 @@ public final class GatewayServer: Sendable {
             logger.error("accounts share one email address; they cannot log in", metadata: ["conflict": "\(conflict.explanation)"])
         }
         try await identity.keys.setTenants(Array(catalog.withLockedValue { $0.tenants.values }))
-        let cursor = try await identity.syncRevocations(after: 0)
+        let cursor = try await identity.syncRevocations(after: 0, measuringLag: false)
         revocationCursor.withLockedValue { $0 = cursor }
         let state = self.state
         let publicChannel = try await PublicListener(state: state, pools: pools, group: group, quiescing: quiescing).bind()
@@ -69,7 +82,7 @@ public final class GatewayServer: Sendable {
         let draining = self.draining
         let adminChannel: Channel
         do {
-            adminChannel = try await AdminListener(group: group, address: adminAddress, health: identity.health) {
+            adminChannel = try await AdminListener(group: group, address: adminAddress, health: identity.health, metrics: state.metrics) {
                 if draining.withLockedValue({ $0 }) { return (false, "draining") }
                 return (true, "\(state.tenants.count) tenants")
             }.bind()
@@ -91,6 +104,15 @@ public final class GatewayServer: Sendable {
                 "tenants": "\(state.tenants.count)", "tls": "\(configuration.tls != nil)",
             ])
     }
+
+    /// The default catalogue: `GATEHOUSE_METRICS=off` turns recording off (to measure what it costs).
+    static func metrics(environment: [String: String]) -> GatewayMetrics {
+        if environment["GATEHOUSE_METRICS"] == "off" { return .disabled() }
+        return GatewayMetrics(registry: MetricsRegistry(), version: GatehouseVersion.current)
+    }
+
+    /// The registry `/metrics` serves, nil when metrics are off; `serve` bootstraps swift-metrics' `MetricsSystem` with it.
+    public var metricsRegistry: MetricsRegistry? { state.metrics.registry }
 
     private static func describe(_ address: SocketAddress?) -> String {
         guard let address, let ip = address.ipAddress, let port = address.port else { return "?" }
@@ -118,7 +140,7 @@ public final class GatewayServer: Sendable {
             let reload = TenantCatalog.load(gateway: configuration, environment: environment, previous: catalog)
             if !reload.changed.isEmpty {
                 catalog = reload.catalog
-                state.replaceTenants(TenantDirectory(reload.catalog))
+                state.replaceTenants(TenantDirectory(reload.catalog, metrics: state.metrics))
                 let keys = state.identity.keys
                 let tenants = Array(reload.catalog.tenants.values)
                 let logger = self.logger
@@ -132,6 +154,7 @@ public final class GatewayServer: Sendable {
             }
             return reload
         }
+        if reload.diagnostics.isEmpty { state.metrics.reloadSuccesses.increment() } else { state.metrics.reloadFailures.increment() }
         for diagnostic in reload.diagnostics {
             logger.error("tenant file rejected, previous version kept", metadata: ["problem": "\(diagnostic)"])
         }

@@ -1,6 +1,7 @@
 import Logging
 import GatehouseConfiguration
 import GatehouseIdentity
+import GatehouseMetrics
 import GatehouseProxy
 import GatehouseTokens
 import NIOConcurrencyHelpers
@@ -16,15 +17,21 @@ final class GatewayState: Sendable {
     let endpoints: AuthEndpoints
     let endpointExecutor = EndpointExecutor()
     let accessLog: AccessLogger?
+    /// The series of §10; the tenants' and routes' own live on the ``TenantDirectory``.
+    let metrics: GatewayMetrics
     /// The gateway's logger; requests add their `request_id` and `tenant` as metadata when they log.
     let logger: Logger
 
-    init(configuration: GatewayConfiguration, tenants: TenantDirectory, identity: IdentityService, accessLog: AccessLogger?, logger: Logger) {
+    init(
+        configuration: GatewayConfiguration, tenants: TenantDirectory, identity: IdentityService, accessLog: AccessLogger?, metrics: GatewayMetrics,
+        logger: Logger
+    ) {
         self.logger = logger
+        self.metrics = metrics
         self.configuration = configuration
         self.directory = NIOLockedValueBox(tenants)
         self.identity = identity
-        let validator = TokenValidator(keys: identity.keys.directory, revocations: identity.revocations, cache: VerifiedTokenCache())
+        let validator = TokenValidator(keys: identity.keys.directory, revocations: identity.revocations, cache: VerifiedTokenCache(hits: metrics.tokenCacheHits, misses: metrics.tokenCacheMisses))
         self.authorizer = RouteAuthorizer(validator: validator)
         self.endpoints = AuthEndpoints(identity: identity, authorizer: authorizer)
         self.accessLog = accessLog

@@ -17,6 +17,8 @@ final class ProxyExchange {
     let route: Route
     let path: String
     let requestID: String
+    /// Forwarded upstream as `traceparent`; its trace id is in the access-log line.
+    let trace: TraceContext
     let start: NIODeadline
     let isUpgrade: Bool
     var connection: UpstreamConnection?
@@ -37,7 +39,7 @@ final class ProxyExchange {
 
     init(
         clientHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, framing: RequestFraming, awaitsFraming: Bool, tenant: Tenant, route: Route,
-        path: String, requestID: String, start: NIODeadline, isUpgrade: Bool, endsParsing: Bool
+        path: String, requestID: String, trace: TraceContext, start: NIODeadline, isUpgrade: Bool, endsParsing: Bool
     ) {
         self.clientHead = clientHead
         self.upstreamHead = upstreamHead
@@ -48,6 +50,7 @@ final class ProxyExchange {
         self.route = route
         self.path = path
         self.requestID = requestID
+        self.trace = trace
         self.start = start
         self.isUpgrade = isUpgrade
     }

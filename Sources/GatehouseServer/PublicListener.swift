@@ -35,6 +35,9 @@ struct PublicListener {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
+                let connections = state.metrics.publicConnections
+                connections.increment()
+                channel.closeFuture.whenComplete { _ in connections.decrement() }
                 let info = Self.connectionInfo(channel, trusted: trusted, scheme: scheme)
                 guard let sslContext else {
                     return channel.eventLoop.makeCompletedFuture {

@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseConfiguration
+import GatehouseMetrics
 import GatehouseProxy
 import GatehouseTokens
 import NIOHTTP1
@@ -17,6 +18,26 @@ enum Authentication {
     case anonymous
     case valid(AccessTokenClaims)
     case invalid(TokenRejection)
+}
+
+extension Authentication {
+    /// The `result` of `gatehouse_auth_total`; exhaustive, so a new rejection must choose its label.
+    var metricsResult: AuthResult {
+        switch self {
+        case .anonymous: return .anonymous
+        case .valid: return .valid
+        case .invalid(let rejection):
+            switch rejection {
+            case .malformed, .unsupportedHeader, .wrongType: return .malformed
+            case .unknownKey: return .unknownKey
+            case .algorithmMismatch, .badSignature: return .invalidSignature
+            case .wrongIssuer: return .wrongIssuer
+            case .wrongAudience: return .wrongAudience
+            case .expired, .notYetValid: return .expired
+            case .revoked: return .revoked
+            }
+        }
+    }
 }
 
 /// Enforces a route's `require` (§6.3), synchronously on the event loop: a hot token costs a cache lookup.

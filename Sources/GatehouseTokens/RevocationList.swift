@@ -18,12 +18,19 @@ public final class RevocationList: Sendable {
 
     public init() {}
 
-    /// Records a revocation that matters until `until` (seconds since 1970).
-    public func revoke(_ kind: Kind, _ value: String, until: Int64) {
+    /// Records a revocation that matters until `until` (seconds since 1970). Returns whether it was new here.
+    @discardableResult
+    public func revoke(_ kind: Kind, _ value: String, until: Int64) -> Bool {
         state.withLock { state in
             switch kind {
-            case .tokenID: state.tokenIDs[value] = max(until, state.tokenIDs[value] ?? 0)
-            case .login: state.logins[value] = max(until, state.logins[value] ?? 0)
+            case .tokenID:
+                let previous = state.tokenIDs[value]
+                state.tokenIDs[value] = max(until, previous ?? 0)
+                return previous == nil
+            case .login:
+                let previous = state.logins[value]
+                state.logins[value] = max(until, previous ?? 0)
+                return previous == nil
             }
         }
     }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Synchronization
 
@@ -14,13 +15,20 @@ public final class VerifiedTokenCache: Sendable {
 
     private let entries = Mutex<[String: Entry]>([:])
     public let capacity: Int
+    private let hits: Counter?
+    private let misses: Counter?
 
-    public init(capacity: Int = 10_000) {
+    /// - Parameters: hits, misses: `gatehouse_token_cache_lookups_total{result="hit"|"miss"}`.
+    public init(capacity: Int = 10_000, hits: Counter? = nil, misses: Counter? = nil) {
         self.capacity = capacity
+        self.hits = hits
+        self.misses = misses
     }
 
     func lookup(_ token: String) -> Entry? {
-        entries.withLock { $0[token] }
+        let entry = entries.withLock { $0[token] }
+        if entry == nil { misses?.increment() } else { hits?.increment() }
+        return entry
     }
 
     func insert(_ token: String, _ entry: Entry, now: Int64) {

@@ -5,6 +5,7 @@ import GatehouseEcho
 import GatehouseIdentity
 import GatehouseSQLiteStore
 import GatehouseServer
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
@@ -15,6 +16,7 @@ struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "A multi-tenant identity gateway: sign-up, login, JWT validation and a policy-enforcing reverse proxy.",
+        version: GatehouseVersion.current,
         subcommands: [Serve.self, Check.self, Users.self, Keys.self, Store.self, Echo.self]
     )
 
@@ -70,6 +72,9 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw Failure(description: "gatehouse: \(error)")
         }
+        // Once per process: whatever records through swift-metrics (the gateway, postgres-nio) lands in the registry
+        // the admin listener serves.
+        if let registry = server.metricsRegistry { MetricsSystem.bootstrap(registry) }
         // The store's background work first: the group stops services in reverse order, so it outlives the drain.
         var configuration = ServiceGroupConfiguration(
             services: store.services.map { .init(service: $0) } + [.init(service: GatewayService(server: server, logger: logger))],

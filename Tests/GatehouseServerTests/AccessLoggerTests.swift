@@ -10,11 +10,12 @@ import Testing
         logger.log(
             .init(
                 tenant: "acme", route: "/api", method: "GET", path: "/api/\"quoted\"\n\u{7F}", status: 200, upstreamNanoseconds: 1_234_567,
-                totalNanoseconds: 12_000_400, requestID: "rid", bytesSent: 1024))
+                totalNanoseconds: 12_000_400, requestID: "rid",
+                traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", bytesSent: 1024))
         logger.log(
             .init(
                 tenant: nil, route: nil, method: "GET", path: "/", status: 404, upstreamNanoseconds: nil, totalNanoseconds: 0,
-                requestID: "r2", bytesSent: 0))
+                requestID: "r2", traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", bytesSent: 0))
         #expect(written.withLockedValue { $0 }.isEmpty, "lines are buffered until a flush")
         logger.flush()
         let lines = String(decoding: written.withLockedValue { $0 }, as: UTF8.self).split(separator: "\n")
@@ -25,6 +26,7 @@ import Testing
         #expect(first["path"] as? String == "/api/\"quoted\"\n\u{7F}")
         #expect(first["status"] as? Int == 200)
         #expect(first["bytes"] as? Int == 1024)
+        #expect(first["trace_id"] as? String == "0af7651916cd43dd8448eb211c80319c")
         let time = try #require(first["time"] as? String)
         #expect(time.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/) != nil, "\(time)")
         let second = try #require(try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: Any])

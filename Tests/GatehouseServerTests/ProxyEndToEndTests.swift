@@ -1,5 +1,6 @@
 import GatehouseTestSupport
 import Foundation
+import GatehouseProxy
 import Testing
 
 /// The proxy path through real sockets: gateway on loopback, echo upstream, raw HTTP client.
@@ -226,6 +227,44 @@ import Testing
             #expect(entry["upstream_ms"] is Double)
             #expect(entry["total_ms"] is Double)
             for secret in ["very-secret-token", "cookie-secret", "query-secret"] { #expect(!line.contains(secret)) }
+        }
+    }
+
+    @Test func aValidTraceparentIsForwardedAndAnInvalidOneReplacedAndBothAreLogged() async throws {
+        try await withAcmeGateway { gateway in
+            let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            let kept = try request(port: gateway.port, "/t1", headers: [("traceparent", valid), ("tracestate", "vendor=x"), ("X-Request-Id", "trace-1")])
+            #expect(kept.echoedHeaders["traceparent"] == valid)
+            #expect(kept.echoedHeaders["tracestate"] == "vendor=x")
+            var forwarded: [String: String] = ["trace-1": "4bf92f3577b34da6a3ce929d0e0e4736"]
+            for (index, headers) in [
+                [("traceparent", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"), ("tracestate", "vendor=x")],
+                [("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01")],
+                [("traceparent", valid), ("traceparent", valid)],
+                [("traceparent", valid + "-extra")],
+                [],
+            ].enumerated() {
+                let id = "trace-replaced-\(index)"
+                let replaced = try request(port: gateway.port, "/t2", headers: headers + [("X-Request-Id", id)])
+                let traceparent = try #require(replaced.echoedHeaders["traceparent"])
+                #expect(TraceContext(clientValue: traceparent) != nil)
+                #expect(!traceparent.contains("4bf92f3577b34da6a3ce929d0e0e4736") && !traceparent.contains("4BF92F"))
+                #expect(replaced.echoedHeaders["tracestate"] == nil, "the state of the refused trace is dropped")
+                forwarded[id] = String(traceparent.dropFirst(3).prefix(32))
+            }
+            // The trace id the upstream saw is the one in the access log.
+            let lines = gateway.accessLogLines()
+            for (id, traceID) in forwarded {
+                let line = try #require(lines.first { $0.contains("\"request_id\":\"\(id)\"") })
+                let entry = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                #expect(entry["trace_id"] as? String == traceID, "\(id)")
+            }
+            // A rejected request has a trace id in its line too.
+            #expect(try request(port: gateway.port, "/a;b", headers: [("X-Request-Id", "trace-rejected"), ("traceparent", valid)]).status == 400)
+            // The answer is written before its line is logged.
+            try await waitUntil { gateway.accessLogLines().contains { $0.contains("trace-rejected") } }
+            let rejected = try #require(gateway.accessLogLines().first { $0.contains("trace-rejected") })
+            #expect(rejected.contains("\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\""))
         }
     }
 }
