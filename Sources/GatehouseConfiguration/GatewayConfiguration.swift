@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// The process configuration, `config/gatehouse.yaml` (§2). Paths are resolved against the file's folder.
@@ -6,6 +7,14 @@ public struct GatewayConfiguration: Sendable {
     public enum StoreLocation: Sendable, Hashable {
         case sqlite(path: String)
         case postgres(PostgresURL)
+    }
+
+    /// Where audit lines go (`audit_log`); the events are in the store either way.
+    public enum AuditLogDestination: Sendable, Hashable {
+        case standardOutput
+        /// Resolved against the configuration file's folder.
+        case file(String)
+        case off
     }
 
     public struct TLS: Sendable, Hashable {
@@ -58,6 +67,9 @@ public struct GatewayConfiguration: Sendable {
     public var passwordHashing = PasswordHashing()
     /// Whether one access-log line is written per request. Gatehouse extension.
     public var accessLog = true
+    public var auditLog = AuditLogDestination.standardOutput
+    /// Audit rows older than this are deleted by the periodic purge.
+    public var auditRetention: Duration = .seconds(90 * 86_400)
     /// Whether the tenants folder is polled for changes (SIGHUP always reloads). Gatehouse extension.
     public var watchTenants = true
 
@@ -66,8 +78,44 @@ public struct GatewayConfiguration: Sendable {
 
     static let allowedKeys = [
         "listen", "admin_listen", "tenants", "store", "master_key", "tls", "trusted_proxies", "limits", "access_log",
-        "watch_tenants", "password_hashing",
+        "audit_log", "audit_retention", "watch_tenants", "password_hashing",
     ]
+
+    /// `stdout`, `off`, or a file whose folder exists and is writable (a file that exists must be a writable file):
+    /// found by `gatehouse check`, not at the first login.
+    static func auditLogDestination(_ text: String, node: Node, directory: String, _ reader: ConfigurationReader) -> AuditLogDestination? {
+        switch text {
+        case "stdout": return .standardOutput
+        case "off": return .off
+        case "": 
+            reader.error(at: node, "'audit_log' must be stdout, off, or a file path")
+            return nil
+        default: break
+        }
+        let path = FilePath.resolve(text, against: directory)
+        let folder = (path as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard !isDirectory.boolValue else {
+                reader.error(at: node, "'audit_log': \(path) is a folder; name a file in it")
+                return nil
+            }
+            guard FileManager.default.isWritableFile(atPath: path) else {
+                reader.error(at: node, "'audit_log': \(path) is not writable by this user")
+                return nil
+            }
+            return .file(path)
+        }
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            reader.error(at: node, "'audit_log': the folder \(folder) does not exist")
+            return nil
+        }
+        guard FileManager.default.isWritableFile(atPath: folder) else {
+            reader.error(at: node, "'audit_log': the folder \(folder) is not writable by this user")
+            return nil
+        }
+        return .file(path)
+    }
 
     /// Parses the text of `config/gatehouse.yaml`; problems go to `reader`.
     static func parse(text: String, reader: ConfigurationReader, directory: String) -> GatewayConfiguration? {
@@ -135,6 +183,12 @@ public struct GatewayConfiguration: Sendable {
         if let node = mapping["limits"] { configuration.limits = limits(node, reader) }
         if let node = mapping["password_hashing"] { configuration.passwordHashing = passwordHashing(node, reader) }
         if let node = mapping["access_log"], let value = reader.bool(node, field: "access_log") { configuration.accessLog = value }
+        if let node = mapping["audit_log"], let text = reader.string(node, field: "audit_log") {
+            if let destination = auditLogDestination(text, node: node, directory: directory, reader) { configuration.auditLog = destination }
+        }
+        if let node = mapping["audit_retention"], let value = reader.duration(node, field: "audit_retention", minimum: .seconds(3600)) {
+            configuration.auditRetention = value
+        }
         if let node = mapping["watch_tenants"], let value = reader.bool(node, field: "watch_tenants") { configuration.watchTenants = value }
         if case .postgres = configuration.store, configuration.masterKey == nil {
             // A key generated into one machine's data folder would leave every other replica unable to open the

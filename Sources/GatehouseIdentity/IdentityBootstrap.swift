@@ -21,6 +21,12 @@ public enum IdentityBootstrap {
         revocationLag: CoreMetrics.Timer? = nil, logger: Logger = Logger(label: "gatehouse.identity"), warn: (String) -> Void
     ) throws -> IdentityService {
         let masterKey = try masterKey(configuration, dataDirectory: dataDirectory, warn: warn)
+        let auditLog: AuditLog
+        switch configuration.auditLog {
+        case .standardOutput: auditLog = .standardOutput(logger: logger)
+        case .file(let path): auditLog = try .file(path, logger: logger)
+        case .off: auditLog = .off
+        }
         let revocations = RevocationList()
         let keys = SigningKeyManager(store: store, masterKey: masterKey)
         let parameters = PasswordHasher.Parameters(
@@ -29,7 +35,7 @@ public enum IdentityBootstrap {
         return IdentityService(
             store: store, keys: keys, revocations: revocations, hasher: PasswordHasher(parameters: parameters),
             pool: HashingPool(threads: hashingThreads), formTokenKey: masterKey.derivedKey(purpose: "gatehouse form tokens v1"), revocationLag: revocationLag,
-            logger: logger)
+            auditLog: auditLog, logger: logger)
     }
 
     /// `master_key` from the configuration; when it is empty, a key generated once into the data folder

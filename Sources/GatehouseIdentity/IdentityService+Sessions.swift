@@ -11,19 +11,27 @@ public struct SessionGrant: Sendable {
 /// Browser sessions (§7): server-side, revocable, with an idle and an absolute lifetime from the tenant file.
 extension IdentityService {
     /// Checks the password and starts a browser session.
-    public func logInToSession(tenant: TenantConfiguration, email: String, password: String) async throws -> SessionGrant {
-        let user = try await verifiedUser(tenant: tenant, email: email, password: password)
-        return try await startSession(tenant: tenant, user: user)
+    public func logInToSession(tenant: TenantConfiguration, email: String, password: String, context: AuditContext = .system) async throws
+        -> SessionGrant
+    {
+        let user = try await verifiedUser(tenant: tenant, email: email, password: password, context: context)
+        return try await startSession(tenant: tenant, user: user, isLogin: true, context: context)
     }
 
-    /// Starts a session for a user whose password was just checked.
-    public func startSession(tenant: TenantConfiguration, user: UserRecord) async throws -> SessionGrant {
+    /// Starts a session for a user whose password was just checked (`login` and `session_start` are recorded with
+    /// it when `isLogin`; after a sign-up, `session_start` alone).
+    public func startSession(tenant: TenantConfiguration, user: UserRecord, isLogin: Bool = false, context: AuditContext = .system) async throws
+        -> SessionGrant
+    {
         let now = Self.now()
         let cookie = Self.randomToken()
         let record = SessionRecord(
             hash: Self.hashToken(cookie), tenant: tenant.id, sid: UUID().uuidString.lowercased(), userID: user.id, createdAt: now,
             lastSeenAt: now, expiresAt: now + Int64(tenant.session.absoluteTimeout.components.seconds))
-        try await store.insertSession(record)
+        var audit = [AuditEvent(.sessionStart, tenant: tenant.id, context: context, userID: user.id, email: user.email, sid: record.sid)]
+        if isLogin { audit.insert(AuditEvent(.login, tenant: tenant.id, context: context, userID: user.id, email: user.email, sid: record.sid), at: 0) }
+        try await store.insertSession(record, audit: audit)
+        auditLog.write(audit)
         let session = ActiveSession(record: record, claims: Self.claims(of: record, user: user, tenant: tenant))
         sessions.insert(session, now: now)
         return SessionGrant(cookieValue: cookie, session: session)
@@ -69,7 +77,7 @@ extension IdentityService {
     /// Ends the session a cookie names, for every replica (its login is revoked through the store). Returns
     /// whether there was a live one.
     @discardableResult
-    public func endSession(tenant: TenantConfiguration, cookie: String) async throws -> Bool {
+    public func endSession(tenant: TenantConfiguration, cookie: String, context: AuditContext = .system) async throws -> Bool {
         guard Self.isWellFormedToken(cookie) else { return false }
         let hash = Self.hashToken(cookie)
         sessions.remove(hash: hash)
@@ -78,7 +86,9 @@ extension IdentityService {
         // revoked from now on, so the in-memory record only has to outlive the caches.
         let until = Self.now() + sessions.freshness + 300
         revocations.revoke(.login, record.sid, until: until)
-        try await store.revokeLogins([record.sid], until: until)
+        let audit = [AuditEvent(.sessionEnd, tenant: tenant.id, context: context, userID: record.userID, sid: record.sid)]
+        try await store.revokeLogins([record.sid], until: until, audit: audit)
+        auditLog.write(audit)
         return true
     }
 

@@ -4,6 +4,7 @@ import Foundation
 import GatehouseConfiguration
 import GatehouseTokens
 import Logging
+import Synchronization
 
 /// Why an identity operation was refused; the server maps each case to its status and body (§4).
 public enum IdentityError: Error, Equatable, Sendable {
@@ -57,6 +58,8 @@ public final class IdentityService: Sendable {
     let logger: Logger
     /// `gatehouse_revocation_lag_seconds`: from a revocation's commit (its `recorded_at_ms`) to this process applying it.
     private let revocationLag: CoreMetrics.Timer?
+    /// Where audit lines go once their events are stored (`audit_log`).
+    public let auditLog: AuditLog
 
     /// Password hashes queued or running now.
     public var passwordHashQueueDepth: Int { pool.depth }
@@ -64,9 +67,10 @@ public final class IdentityService: Sendable {
     public init(
         store: any IdentityStore, keys: SigningKeyManager, revocations: RevocationList, hasher: PasswordHasher, pool: HashingPool,
         sessions: SessionCache = SessionCache(), formTokenKey: SymmetricKey = SymmetricKey(size: .bits256),
-        revocationLag: CoreMetrics.Timer? = nil, logger: Logger = Logger(label: "gatehouse.identity")
+        revocationLag: CoreMetrics.Timer? = nil, auditLog: AuditLog = .off, logger: Logger = Logger(label: "gatehouse.identity")
     ) {
         self.logger = logger
+        self.auditLog = auditLog
         self.revocationLag = revocationLag
         self.store = store
         self.keys = keys
@@ -80,7 +84,33 @@ public final class IdentityService: Sendable {
 
     // MARK: Sign-up and login
 
-    public func signUp(tenant: TenantConfiguration, email: String, password: String, name: String?) async throws -> UserRecord {
+    public func signUp(tenant: TenantConfiguration, email: String, password: String, name: String?, context: AuditContext = .system) async throws
+        -> UserRecord
+    {
+        do {
+            let user = try await createAccount(tenant: tenant, email: email, password: password, name: name, context: context)
+            return user
+        } catch let error as IdentityError {
+            try await recordRefusedSignup(error, tenant: tenant, email: email, context: context)
+            throw error
+        } catch IdentityStoreError.emailTaken {
+            try await recordRefusedSignup(.emailTaken, tenant: tenant, email: email, context: context)
+            throw IdentityStoreError.emailTaken
+        }
+    }
+
+    private func recordRefusedSignup(_ error: IdentityError, tenant: TenantConfiguration, email: String, context: AuditContext) async throws {
+        // A full hashing queue is load, not a security event.
+        if case .overloaded = error { return }
+        // The address as typed only if it is one: a password pasted into the email field must not reach the trail.
+        try await record([
+            AuditEvent(.signupError, tenant: tenant.id, context: context, email: EmailAddress(email)?.canonical, error: Self.auditReason(error))
+        ])
+    }
+
+    private func createAccount(tenant: TenantConfiguration, email: String, password: String, name: String?, context: AuditContext) async throws
+        -> UserRecord
+    {
         guard tenant.signup.enabled else { throw IdentityError.signupDisabled }
         guard let address = EmailAddress(email) else { throw IdentityError.invalidEmail }
         try Self.checkName(name ?? "")
@@ -95,7 +125,7 @@ public final class IdentityService: Sendable {
         let user = UserRecord(
             tenant: tenant.id, email: address.canonical, name: name ?? "", roles: tenant.signup.defaultRoles, passwordHash: hash,
             createdAt: Self.now())
-        try await insert(user)
+        try await insert(user, audit: [AuditEvent(.signup, tenant: tenant.id, context: context, userID: user.id, email: user.email)])
         return user
     }
 
@@ -113,26 +143,29 @@ public final class IdentityService: Sendable {
     }
 
     /// Adds a user regardless of the signup settings (the `users add` command).
-    public func addUser(tenant: TenantConfiguration, email: String, password: String, name: String, roles: [String]) async throws -> UserRecord {
+    public func addUser(tenant: TenantConfiguration, email: String, password: String, name: String, roles: [String], context: AuditContext = .cli)
+        async throws -> UserRecord
+    {
         try Self.checkRoles(roles)
         guard let address = EmailAddress(email) else { throw IdentityError.invalidEmail }
         try Self.checkName(name)
         try Self.checkPassword(password, tenant: tenant)
         let user = UserRecord(
             tenant: tenant.id, email: address.canonical, name: name, roles: roles, passwordHash: try await hashOnPool(password), createdAt: Self.now())
-        try await insert(user)
+        try await insert(
+            user, audit: [AuditEvent(.userAdded, tenant: tenant.id, context: context, userID: user.id, email: user.email, details: ["roles": roles.joined(separator: ",")])])
         return user
     }
 
     /// Checks the password and starts a login. Under lockout no hash is computed at all.
-    public func logIn(tenant: TenantConfiguration, email: String, password: String) async throws -> TokenGrant {
-        let user = try await verifiedUser(tenant: tenant, email: email, password: password)
-        return try await startLogin(tenant: tenant, user: user)
+    public func logIn(tenant: TenantConfiguration, email: String, password: String, context: AuditContext = .system) async throws -> TokenGrant {
+        let user = try await verifiedUser(tenant: tenant, email: email, password: password, context: context)
+        return try await startLogin(tenant: tenant, user: user, context: context)
     }
 
     /// The user whose email and password these are, with lockout (§4): unknown email, wrong password and disabled
     /// user fail alike, after the same work. A hash made under older parameters is replaced.
-    func verifiedUser(tenant: TenantConfiguration, email: String, password: String) async throws -> UserRecord {
+    func verifiedUser(tenant: TenantConfiguration, email: String, password: String, context: AuditContext) async throws -> UserRecord {
         guard let address = EmailAddress(email) else {
             // No account can have this address: nothing to guess, so nothing is recorded (a junk address must not
             // write a lockout row per request); the same work as a wrong password keeps the answer's timing.
@@ -141,7 +174,13 @@ public final class IdentityService: Sendable {
         }
         let emailKey = address.canonical
         // The attempt is counted before the password is checked, atomically in the store (§5).
-        let reservedAt = try await reserveAttempt(tenant: tenant, emailKey: emailKey)
+        let reservedAt: Int64
+        do {
+            reservedAt = try await reserveAttempt(tenant: tenant, emailKey: emailKey)
+        } catch IdentityError.lockedOut(let retryAfter) {
+            try await record([AuditEvent(.loginError, tenant: tenant.id, context: context, email: emailKey, error: "locked")])
+            throw IdentityError.lockedOut(retryAfter: retryAfter)
+        }
         let user = try await store.user(tenant: tenant.id, email: email)
         let passwordTooLong = password.utf8.count > Self.maximumPasswordBytes
         let stored = user?.passwordHash ?? decoyHash
@@ -149,6 +188,8 @@ public final class IdentityService: Sendable {
         guard var user, !user.disabled, verification != .mismatch else {
             // The reservation stays as the failure. The one that reaches the limit still answers 401; the attempts
             // after it get 429 without a hash.
+            let reason = user?.disabled == true && verification != .mismatch ? "disabled" : "invalid_credentials"
+            try await recordFailedCheck(tenant: tenant, emailKey: emailKey, userID: user?.id, reason: reason, context: context)
             throw IdentityError.invalidCredentials
         }
         try await store.clearLoginFailures(tenant: tenant.id, emailKey: emailKey)
@@ -172,6 +213,20 @@ public final class IdentityService: Sendable {
         }
     }
 
+    /// `login_error`, and `lockout` when this failure filled the window: the next attempt will be refused.
+    private func recordFailedCheck(tenant: TenantConfiguration, emailKey: String, userID: String?, reason: String, context: AuditContext, details: [String: String]? = nil)
+        async throws
+    {
+        var events = [AuditEvent(.loginError, tenant: tenant.id, context: context, userID: userID, email: emailKey, error: reason, details: details)]
+        let window = Int64(tenant.lockout.window.components.seconds)
+        let failures = try await store.loginFailures(tenant: tenant.id, emailKey: emailKey, since: Self.now() - window)
+        if failures.count == tenant.lockout.maxFailures {
+            events.append(
+                AuditEvent(.lockout, tenant: tenant.id, context: context, userID: userID, email: emailKey, details: ["failures": String(failures.count)]))
+        }
+        try await record(events)
+    }
+
     /// Reserves a password check for this address, or throws ``IdentityError/lockedOut(retryAfter:)`` when the
     /// window already holds `max_failures` failures. Returns the time the reservation was recorded at.
     func reserveAttempt(tenant: TenantConfiguration, emailKey: String) async throws -> Int64 {
@@ -186,21 +241,29 @@ public final class IdentityService: Sendable {
     }
 
     /// Spends a refresh token for a new pair. A spent token presented again revokes its whole login.
-    public func refresh(tenant: TenantConfiguration, refreshToken: String) async throws -> TokenGrant {
+    public func refresh(tenant: TenantConfiguration, refreshToken: String, context: AuditContext = .system) async throws -> TokenGrant {
         let now = Self.now()
         let ttl = Int64(tenant.tokens.refreshTTL.components.seconds)
         let newToken = Self.randomToken()
         let newHash = Self.hashToken(newToken)
+        let reuse = RecordedEvent()
         let outcome = try await store.rotateRefreshToken(
             hash: Self.hashToken(refreshToken), tenant: tenant.id,
             replacement: { spent in
                 RefreshTokenRecord(hash: newHash, tenant: spent.tenant, sid: spent.sid, userID: spent.userID, expiresAt: now + ttl)
-            }, now: now, revokeUntil: revocationHorizon(tenant, now: now))
+            }, now: now, revokeUntil: revocationHorizon(tenant, now: now),
+            reuseAudit: { spent in
+                let event = AuditEvent(.refreshReuse, tenant: spent.tenant, context: context, userID: spent.userID, sid: spent.sid)
+                reuse.event = event
+                return event
+            })
         switch outcome {
         case .invalid:
             throw IdentityError.invalidRefreshToken
         case .reused(let sid):
             revocations.revoke(.login, sid, until: revocationHorizon(tenant, now: now))
+            // The event was stored with the revocation; the same one goes to the log.
+            if let event = reuse.event { auditLog.write([event]) }
             throw IdentityError.invalidRefreshToken
         case .rotated(let record):
             guard let user = try await store.user(tenant: tenant.id, id: record.userID), !user.disabled else {
@@ -212,11 +275,13 @@ public final class IdentityService: Sendable {
     }
 
     /// Ends the login an access token belongs to, and that token itself.
-    public func logOut(tenant: TenantConfiguration, claims: AccessTokenClaims) async throws {
+    public func logOut(tenant: TenantConfiguration, claims: AccessTokenClaims, context: AuditContext = .system) async throws {
         let until = revocationHorizon(tenant, now: Self.now())
         revocations.revoke(.tokenID, claims.jti, until: until)
         try await store.revokeToken(jti: claims.jti, until: until)
-        try await revokeLogins([claims.sid], tenant: tenant)
+        try await revokeLogins(
+            [claims.sid], tenant: tenant,
+            audit: [AuditEvent(.logout, tenant: tenant.id, context: context, userID: claims.sub, email: claims.email, sid: claims.sid)])
     }
 
     public func user(tenant: TenantConfiguration, claims: AccessTokenClaims) async throws -> UserRecord {
@@ -225,7 +290,9 @@ public final class IdentityService: Sendable {
     }
 
     /// Changes the password and revokes every other login of the user.
-    public func changePassword(tenant: TenantConfiguration, claims: AccessTokenClaims, current: String, new: String) async throws {
+    public func changePassword(tenant: TenantConfiguration, claims: AccessTokenClaims, current: String, new: String, context: AuditContext = .system)
+        async throws
+    {
         var user = try await user(tenant: tenant, claims: claims)
         // A wrong current password counts like a failed login (§5): a stolen token is no password oracle.
         let emailKey = UserRecord.emailKey(user.email)
@@ -233,31 +300,92 @@ public final class IdentityService: Sendable {
         guard current.utf8.count <= Self.maximumPasswordBytes,
             try await verifyReserved(current, against: user.passwordHash, tenant: tenant, emailKey: emailKey, reservedAt: reservedAt) != .mismatch
         else {
+            try await recordFailedCheck(
+                tenant: tenant, emailKey: emailKey, userID: user.id, reason: "invalid_credentials", context: context, details: ["during": "password_change"])
             throw IdentityError.invalidCredentials
         }
         try await store.clearLoginFailures(tenant: tenant.id, emailKey: emailKey)
         try Self.checkPassword(new, tenant: tenant)
         user.passwordHash = try await hashOnPool(new)
-        try await store.updateUser(user)
+        try await update(
+            user, audit: [AuditEvent(.passwordChange, tenant: tenant.id, context: context, userID: user.id, email: user.email, sid: claims.sid)])
         let others = try await store.logins(tenant: tenant.id, userID: user.id).map(\.sid).filter { $0 != claims.sid }
         try await revokeLogins(others, tenant: tenant)
     }
 
     /// Disables (or re-enables) a user; disabling revokes all of their logins at once.
-    public func setDisabled(tenant: TenantConfiguration, email: String, disabled: Bool) async throws {
+    public func setDisabled(tenant: TenantConfiguration, email: String, disabled: Bool, context: AuditContext = .cli) async throws {
         guard var user = try await store.user(tenant: tenant.id, email: email) else { throw IdentityError.unknownUser }
         user.disabled = disabled
-        try await store.updateUser(user)
+        try await update(
+            user,
+            audit: disabled ? [AuditEvent(.userDisabled, tenant: tenant.id, context: context, userID: user.id, email: user.email)] : [])
         if disabled {
             try await revokeLogins(try await store.logins(tenant: tenant.id, userID: user.id).map(\.sid), tenant: tenant)
         }
     }
 
-    public func setRoles(tenant: TenantConfiguration, email: String, roles: [String]) async throws {
+    public func setRoles(tenant: TenantConfiguration, email: String, roles: [String], context: AuditContext = .cli) async throws {
         try Self.checkRoles(roles)
         guard var user = try await store.user(tenant: tenant.id, email: email) else { throw IdentityError.unknownUser }
+        let previous = user.roles
         user.roles = roles
-        try await store.updateUser(user)
+        try await update(
+            user,
+            audit: [
+                AuditEvent(
+                    .rolesChanged, tenant: tenant.id, context: context, userID: user.id, email: user.email,
+                    details: ["roles": roles.joined(separator: ","), "previous": previous.joined(separator: ",")])
+            ])
+    }
+
+    /// Makes a new signing key for the tenant (`keys rotate`), recording `key_rotated`.
+    @discardableResult
+    public func rotateKey(tenant: TenantConfiguration, context: AuditContext = .cli) async throws -> String {
+        var event = AuditEvent(.keyRotated, tenant: tenant.id, context: context)
+        let kid = try await keys.rotate(tenant, audit: event)
+        event.details = ["kid": kid]
+        auditLog.write([event])
+        return kid
+    }
+
+    /// Records `users_imported` once an import has stored its users (each in a transaction of its own).
+    public func recordImport(tenant: TenantConfiguration, count: Int, skipped: Int, context: AuditContext = .cli) async throws {
+        try await record([
+            AuditEvent(.usersImported, tenant: tenant.id, context: context, details: ["imported": String(count), "skipped": String(skipped)])
+        ])
+    }
+
+    // MARK: Audit
+
+    /// Stores events that go with no change of their own, then writes them to the audit log.
+    func record(_ events: [AuditEvent]) async throws {
+        try await store.insertAuditEvents(events)
+        auditLog.write(events)
+    }
+
+    /// The reason of a refused sign-up, as the audit trail names it.
+    static func auditReason(_ error: IdentityError) -> String {
+        switch error {
+        case .invalidEmail: "invalid_email"
+        case .passwordTooShort: "password_too_short"
+        case .passwordTooLong: "password_too_long"
+        case .emailTaken: "email_taken"
+        case .signupDisabled: "signup_disabled"
+        case .domainNotAllowed: "domain_not_allowed"
+        case .invalidCredentials: "invalid_credentials"
+        case .lockedOut: "locked"
+        case .invalidRefreshToken: "invalid_refresh_token"
+        case .overloaded: "overloaded"
+        case .unknownUser: "unknown_user"
+        case .invalidRole: "invalid_role"
+        case .invalidName: "invalid_name"
+        }
+    }
+
+    private func update(_ user: UserRecord, audit: [AuditEvent]) async throws {
+        try await store.updateUser(user, audit: audit)
+        auditLog.write(audit)
     }
 
     /// Stops the hashing threads.
@@ -292,10 +420,11 @@ public final class IdentityService: Sendable {
         }
     }
 
-    private func revokeLogins(_ sids: [String], tenant: TenantConfiguration) async throws {
+    private func revokeLogins(_ sids: [String], tenant: TenantConfiguration, audit: [AuditEvent] = []) async throws {
         let until = revocationHorizon(tenant, now: Self.now())
         for sid in sids { revocations.revoke(.login, sid, until: until) }
-        try await store.revokeLogins(sids, until: until)
+        try await store.revokeLogins(sids, until: until, audit: audit)
+        auditLog.write(audit)
     }
 
     /// After this moment no access token issued now can be accepted any more, so the revocation can be forgotten.
@@ -305,15 +434,18 @@ public final class IdentityService: Sendable {
 
     // MARK: Tokens
 
-    private func startLogin(tenant: TenantConfiguration, user: UserRecord) async throws -> TokenGrant {
+    private func startLogin(tenant: TenantConfiguration, user: UserRecord, context: AuditContext) async throws -> TokenGrant {
         let now = Self.now()
         let sid = UUID().uuidString.lowercased()
         let refreshToken = Self.randomToken()
+        let audit = [AuditEvent(.login, tenant: tenant.id, context: context, userID: user.id, email: user.email, sid: sid)]
         try await store.insertLogin(
             LoginRecord(sid: sid, tenant: tenant.id, userID: user.id, createdAt: now),
             refreshToken: RefreshTokenRecord(
                 hash: Self.hashToken(refreshToken), tenant: tenant.id, sid: sid, userID: user.id,
-                expiresAt: now + Int64(tenant.tokens.refreshTTL.components.seconds)))
+                expiresAt: now + Int64(tenant.tokens.refreshTTL.components.seconds)),
+            audit: audit)
+        auditLog.write(audit)
         return try await issue(tenant: tenant, user: user, sid: sid, refreshToken: refreshToken, now: now)
     }
 
@@ -349,12 +481,13 @@ public final class IdentityService: Sendable {
     }
 
     /// Stores a new user; a concurrent sign-up of the same email loses here, on the store's uniqueness rule.
-    private func insert(_ user: UserRecord) async throws {
+    private func insert(_ user: UserRecord, audit: [AuditEvent]) async throws {
         do {
-            try await store.insertUser(user)
+            try await store.insertUser(user, audit: audit)
         } catch IdentityStoreError.emailTaken {
             throw IdentityError.emailTaken
         }
+        auditLog.write(audit)
     }
 
     static func checkPassword(_ password: String, tenant: TenantConfiguration) throws {
@@ -383,4 +516,13 @@ public final class IdentityService: Sendable {
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+}
+
+/// The event a store call made inside its transaction, for the log line after it commits.
+final class RecordedEvent: Sendable {
+    private let box = Mutex<AuditEvent?>(nil)
+    var event: AuditEvent? {
+        get { box.withLock { $0 } }
+        set { box.withLock { $0 = newValue } }
+    }
 }

@@ -14,21 +14,26 @@ public protocol IdentityStore: Sendable {
     func changeSignals() -> AsyncStream<StoreSignal>
 
     /// Throws ``IdentityStoreError/emailTaken`` when the tenant already has this email, in any case.
-    func insertUser(_ user: UserRecord) async throws
+    ///
+    /// Every method that changes something takes the audit events (§10) that record the change and stores them in
+    /// the same transaction: an event is on record exactly when its change is.
+    func insertUser(_ user: UserRecord, audit: [AuditEvent]) async throws
     func user(tenant: String, email: String) async throws -> UserRecord?
     func user(tenant: String, id: String) async throws -> UserRecord?
     func users(tenant: String) async throws -> [UserRecord]
     /// Writes name, roles, password hash and the disabled flag of an existing user.
-    func updateUser(_ user: UserRecord) async throws
+    func updateUser(_ user: UserRecord, audit: [AuditEvent]) async throws
 
     /// Starts a login with its first refresh token.
-    func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord) async throws
+    func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord, audit: [AuditEvent]) async throws
     /// Spends a refresh token and stores its replacement, atomically. Presenting a spent token revokes its login
-    /// (recording the revocation until `revokeUntil`).
-    func rotateRefreshToken(hash: String, tenant: String, replacement: @escaping @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64)
-        async throws -> RefreshOutcome
+    /// (recording the revocation until `revokeUntil`, and the event `reuseAudit` makes of the spent token).
+    func rotateRefreshToken(
+        hash: String, tenant: String, replacement: @escaping @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64,
+        reuseAudit: @escaping @Sendable (RefreshTokenRecord) -> AuditEvent?
+    ) async throws -> RefreshOutcome
     /// Revokes logins (their refresh tokens stop working) and records them for every replica's proxy path.
-    func revokeLogins(_ sids: [String], until: Int64) async throws
+    func revokeLogins(_ sids: [String], until: Int64, audit: [AuditEvent]) async throws
     /// The user's live logins.
     func logins(tenant: String, userID: String) async throws -> [LoginRecord]
     func revokeToken(jti: String, until: Int64) async throws
@@ -54,7 +59,7 @@ public protocol IdentityStore: Sendable {
     func clearLoginFailures(tenant: String, emailKey: String) async throws
 
     /// Starts a browser session: its login and the session itself.
-    func insertSession(_ session: SessionRecord) async throws
+    func insertSession(_ session: SessionRecord, audit: [AuditEvent]) async throws
     /// The session with this hash at this tenant, unless its login was revoked.
     func session(hash: String, tenant: String) async throws -> SessionRecord?
     /// Slides the idle timeout: records a later use (never an earlier one; replicas race).
@@ -66,7 +71,34 @@ public protocol IdentityStore: Sendable {
     func allSigningKeys() async throws -> [StoredSigningKey]
     /// Makes `key` the tenant's active key. When `onlyIfNoneActive`, does nothing if another replica got there
     /// first (returns false); otherwise retires the active key, which verifies until `previousVerifiesUntil`.
-    func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64) async throws -> Bool
+    func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64, audit: [AuditEvent]) async throws -> Bool
+
+    /// Records events whose change is already on record, or that change nothing (a refused sign-up, a wrong password).
+    func insertAuditEvents(_ events: [AuditEvent]) async throws
+    /// The newest `query.limit` events that match, oldest first (`gatehouse audit`).
+    func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent]
+    /// Deletes events older than `before` (milliseconds since 1970; `audit_retention`); returns how many.
+    func deleteAuditEvents(before: Int64) async throws -> Int
+}
+
+/// The same calls without audit events, for changes nobody needs to read about (tests, imports that record one
+/// event for the whole file).
+extension IdentityStore {
+    public func insertUser(_ user: UserRecord) async throws { try await insertUser(user, audit: []) }
+    public func updateUser(_ user: UserRecord) async throws { try await updateUser(user, audit: []) }
+    public func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord) async throws {
+        try await insertLogin(login, refreshToken: refreshToken, audit: [])
+    }
+    public func rotateRefreshToken(
+        hash: String, tenant: String, replacement: @escaping @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64
+    ) async throws -> RefreshOutcome {
+        try await rotateRefreshToken(hash: hash, tenant: tenant, replacement: replacement, now: now, revokeUntil: revokeUntil, reuseAudit: { _ in nil })
+    }
+    public func revokeLogins(_ sids: [String], until: Int64) async throws { try await revokeLogins(sids, until: until, audit: []) }
+    public func insertSession(_ session: SessionRecord) async throws { try await insertSession(session, audit: []) }
+    public func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64) async throws -> Bool {
+        try await activateSigningKey(key, onlyIfNoneActive: onlyIfNoneActive, previousVerifiesUntil: previousVerifiesUntil, audit: [])
+    }
 }
 
 /// A catch-up read of revocations and where the next one continues.

@@ -64,9 +64,10 @@ public final class SigningKeyManager: Sendable {
 
     /// Makes a new active key; the old one keeps verifying until its last token can have expired.
     @discardableResult
-    public func rotate(_ tenant: TenantConfiguration, now: Int64 = SigningKeyManager.now()) async throws -> String {
+    /// `audit`: the `key_rotated` event, stored with the key (the new key's `kid` added to its details).
+    public func rotate(_ tenant: TenantConfiguration, now: Int64 = SigningKeyManager.now(), audit: AuditEvent? = nil) async throws -> String {
         guard tenant.tokens.algorithm != .hs256 else { throw KeyFailure.symmetric(tenant.id) }
-        let kid = try await createKey(for: tenant, replacing: true, now: now)
+        let kid = try await createKey(for: tenant, replacing: true, now: now, audit: audit)
         try await reloadTenant(tenant, now: now)
         return kid
     }
@@ -77,13 +78,18 @@ public final class SigningKeyManager: Sendable {
     }
 
     @discardableResult
-    private func createKey(for tenant: TenantConfiguration, replacing: Bool, now: Int64) async throws -> String {
+    private func createKey(for tenant: TenantConfiguration, replacing: Bool, now: Int64, audit: AuditEvent? = nil) async throws -> String {
         let algorithm = JWSAlgorithm(rawValue: tenant.tokens.algorithm.rawValue) ?? .es256
         let key = try SigningKey.generate(algorithm)
         let sealed = try masterKey.seal(key.privateRepresentation, context: Self.context(tenant.id, key.kid))
         let stored = StoredSigningKey(tenant: tenant.id, kid: key.kid, algorithm: algorithm.rawValue, sealedPrivateKey: sealed, createdAt: now)
         let retireAfter = now + Int64(tenant.tokens.accessTTL.components.seconds + tenant.tokens.clockSkew.components.seconds)
-        _ = try await store.activateSigningKey(stored, onlyIfNoneActive: !replacing, previousVerifiesUntil: retireAfter)
+        var events: [AuditEvent] = []
+        if var event = audit {
+            event.details = ["kid": key.kid]
+            events.append(event)
+        }
+        _ = try await store.activateSigningKey(stored, onlyIfNoneActive: !replacing, previousVerifiesUntil: retireAfter, audit: events)
         return key.kid
     }
 

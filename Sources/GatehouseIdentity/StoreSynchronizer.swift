@@ -14,6 +14,7 @@ public struct StoreSynchronizer: Service {
     private let catchUpInterval: Duration
     private let keyReloadInterval: Duration
     private let purgeInterval: Duration
+    private let auditRetention: Duration
     private let logger: Logger
 
     /// - Parameters:
@@ -21,10 +22,13 @@ public struct StoreSynchronizer: Service {
     ///   - tenants: the tenants whose expired sessions and old lockout failures the purge forgets.
     ///   - catchUpInterval: how often revocations are read even without a signal (the bound when signals are lost).
     ///   - keyReloadInterval: how often signing keys are re-read (a rotation is seen within this, §9 asks for 5 s).
+    ///   - auditRetention: audit events older than this are deleted by the purge (`audit_retention`).
     public init(
         identity: IdentityService, cursor: Int64, tenants: @escaping @Sendable () -> [TenantConfiguration], catchUpInterval: Duration = .seconds(1),
-        keyReloadInterval: Duration = .seconds(2), purgeInterval: Duration = .seconds(600), logger: Logger
+        keyReloadInterval: Duration = .seconds(2), purgeInterval: Duration = .seconds(600), auditRetention: Duration = .seconds(90 * 86_400),
+        logger: Logger
     ) {
+        self.auditRetention = auditRetention
         self.identity = identity
         self.cursor = cursor
         self.tenants = tenants
@@ -153,6 +157,13 @@ public struct StoreSynchronizer: Service {
             } catch {
                 logger.warning("cannot purge expired sessions", metadata: ["tenant": "\(tenant.id)", "error": "\(IdentityStoreError.reason(of: error))"])
             }
+        }
+        do {
+            let cutoff = AuditEvent.nowMilliseconds() - Int64(auditRetention.components.seconds) * 1000
+            let deleted = try await identity.store.deleteAuditEvents(before: cutoff)
+            if deleted > 0 { logger.info("audit events past audit_retention deleted", metadata: ["count": "\(deleted)"]) }
+        } catch {
+            logger.warning("cannot purge old audit events", metadata: ["error": "\(IdentityStoreError.reason(of: error))"])
         }
     }
 }

@@ -29,5 +29,9 @@ public struct StoreTable: Sendable, Equatable {
         ("signing_keys", ["tenant", "kid", "algorithm", "sealed_private_key", "created_at", "retired_at", "verifies_until"]),
         ("login_failures", ["tenant", "email_key", "at"]),
         ("email_conflicts", ["tenant", "email_key", "user_id"]),
+        (
+            "audit_events",
+            ["id", "tenant", "at_ms", "event", "user_id", "email", "sid", "ip", "user_agent", "request_id", "trace_id", "actor", "error", "details"]
+        ),
     ]
 }

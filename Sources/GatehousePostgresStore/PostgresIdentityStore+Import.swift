@@ -52,10 +52,12 @@ extension PostgresIdentityStore {
                         }
                         try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
                     }
-                    if table.name == "revocations" {
-                        // Later revocations continue after the copied ids.
+                    if table.name == "revocations" || table.name == "audit_events" {
+                        // Later rows continue after the copied ids. (`table.name` is one of the schema's, never input.)
                         try await connection.query(
-                            "SELECT setval(pg_get_serial_sequence('revocations', 'id'), GREATEST((SELECT max(id) FROM revocations), 1))",
+                            PostgresQuery(
+                                unsafeSQL:
+                                    "SELECT setval(pg_get_serial_sequence('\(table.name)', 'id'), GREATEST((SELECT max(id) FROM \(table.name)), 1))"),
                             logger: logger)
                     }
                     let stored = try await Self.count(table.name, connection, logger)

@@ -54,7 +54,7 @@ public final class PostgresIdentityStore: IdentityStore {
 
     // MARK: Users
 
-    public func insertUser(_ user: UserRecord) async throws {
+    public func insertUser(_ user: UserRecord, audit: [AuditEvent]) async throws {
         try await run { connection, logger in
             do {
                 try await connection.transaction(logger: logger) { connection in
@@ -69,6 +69,7 @@ public final class PostgresIdentityStore: IdentityStore {
                         VALUES (\(user.id), \(user.tenant), \(user.email), \(user.emailKey), \(user.name), \(user.encodedRoles),
                                 \(user.passwordHash), \(user.disabled), \(user.createdAt))
                         """, logger: logger)
+                    try await Self.insert(audit, connection, logger)
                 }
             } catch let error as PSQLError where Self.isUniqueViolation(error) {
                 throw IdentityStoreError.emailTaken
@@ -99,33 +100,39 @@ public final class PostgresIdentityStore: IdentityStore {
         }
     }
 
-    public func updateUser(_ user: UserRecord) async throws {
+    public func updateUser(_ user: UserRecord, audit: [AuditEvent]) async throws {
         let changed = try await run { connection, logger in
-            try await connection.query(
-                """
-                UPDATE users SET name = \(user.name), roles = \(user.encodedRoles), password_hash = \(user.passwordHash),
-                    disabled = \(user.disabled) WHERE id = \(user.id) AND tenant = \(user.tenant) RETURNING 1
-                """, logger: logger
-            ).collect().count
+            try await connection.transaction(logger: logger) { connection -> Int in
+                let changed = try await connection.query(
+                    """
+                    UPDATE users SET name = \(user.name), roles = \(user.encodedRoles), password_hash = \(user.passwordHash),
+                        disabled = \(user.disabled) WHERE id = \(user.id) AND tenant = \(user.tenant) RETURNING 1
+                    """, logger: logger
+                ).collect().count
+                if changed > 0 { try await Self.insert(audit, connection, logger) }
+                return changed
+            }
         }
         if changed == 0 { throw IdentityStoreError.notFound }
     }
 
     // MARK: Logins and refresh tokens
 
-    public func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord) async throws {
+    public func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord, audit: [AuditEvent]) async throws {
         try await run { connection, logger in
             try await connection.transaction(logger: logger) { connection in
                 try await connection.query(
                     "INSERT INTO logins (sid, tenant, user_id, created_at) VALUES (\(login.sid), \(login.tenant), \(login.userID), \(login.createdAt))",
                     logger: logger)
                 try await Self.insert(refreshToken, connection, logger)
+                try await Self.insert(audit, connection, logger)
             }
         }
     }
 
     public func rotateRefreshToken(
-        hash: String, tenant: String, replacement: @escaping @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64
+        hash: String, tenant: String, replacement: @escaping @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64,
+        reuseAudit: @escaping @Sendable (RefreshTokenRecord) -> AuditEvent?
     ) async throws -> RefreshOutcome {
         // The row lock makes two presentations of one token take turns: the second sees it spent, which is reuse.
         let next = replacement
@@ -142,6 +149,8 @@ public final class PostgresIdentityStore: IdentityStore {
                 if loginRevoked { return .invalid }
                 if spent {
                     try await Self.revoke(sids: [sid], until: revokeUntil, connection, logger)
+                    let spentToken = RefreshTokenRecord(hash: hash, tenant: tenant, sid: sid, userID: userID, expiresAt: expiresAt)
+                    try await Self.insert(reuseAudit(spentToken).map { [$0] } ?? [], connection, logger)
                     return .reused(sid: sid)
                 }
                 guard expiresAt > now else { return .invalid }
@@ -153,10 +162,13 @@ public final class PostgresIdentityStore: IdentityStore {
         }
     }
 
-    public func revokeLogins(_ sids: [String], until: Int64) async throws {
-        guard !sids.isEmpty else { return }
+    public func revokeLogins(_ sids: [String], until: Int64, audit: [AuditEvent]) async throws {
+        guard !sids.isEmpty || !audit.isEmpty else { return }
         try await run { connection, logger in
-            try await connection.transaction(logger: logger) { connection in try await Self.revoke(sids: sids, until: until, connection, logger) }
+            try await connection.transaction(logger: logger) { connection in
+                if !sids.isEmpty { try await Self.revoke(sids: sids, until: until, connection, logger) }
+                try await Self.insert(audit, connection, logger)
+            }
         }
     }
 
@@ -283,7 +295,7 @@ public final class PostgresIdentityStore: IdentityStore {
 
     // MARK: Browser sessions
 
-    public func insertSession(_ session: SessionRecord) async throws {
+    public func insertSession(_ session: SessionRecord, audit: [AuditEvent]) async throws {
         try await run { connection, logger in
             try await connection.transaction(logger: logger) { connection in
                 try await connection.query(
@@ -296,6 +308,7 @@ public final class PostgresIdentityStore: IdentityStore {
                     VALUES (\(session.hash), \(session.tenant), \(session.sid), \(session.userID), \(session.createdAt), \(session.lastSeenAt),
                             \(session.expiresAt))
                     """, logger: logger)
+                try await Self.insert(audit, connection, logger)
             }
         }
     }
@@ -336,7 +349,7 @@ public final class PostgresIdentityStore: IdentityStore {
         }
     }
 
-    public func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64) async throws -> Bool {
+    public func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64, audit: [AuditEvent]) async throws -> Bool {
         try await run { connection, logger in
             do {
                 return try await connection.transaction(logger: logger) { connection -> Bool in
@@ -361,11 +374,67 @@ public final class PostgresIdentityStore: IdentityStore {
                         """, logger: logger)
                     let payload = "k|" + key.tenant
                     try await connection.query("SELECT pg_notify(\(PostgresConnectivity.channel), \(payload))", logger: logger)
+                    try await Self.insert(audit, connection, logger)
                     return true
                 }
             } catch let error as PSQLError where Self.isUniqueViolation(error) && onlyIfNoneActive {
                 return false
             }
+        }
+    }
+
+    // MARK: Audit events
+
+    public func insertAuditEvents(_ events: [AuditEvent]) async throws {
+        guard !events.isEmpty else { return }
+        try await run { connection, logger in
+            try await connection.transaction(logger: logger) { connection in try await Self.insert(events, connection, logger) }
+        }
+    }
+
+    public func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent] {
+        let email = query.email.map(UserRecord.emailKey)
+        let event = query.event?.rawValue
+        return try await run { connection, logger in
+            let rows = try await connection.query(
+                """
+                SELECT id, tenant, at_ms, event, user_id, email, sid, ip, user_agent, request_id, trace_id, actor, error, details
+                FROM audit_events
+                WHERE tenant = \(query.tenant) AND (\(email)::text IS NULL OR email = \(email))
+                    AND (\(event)::text IS NULL OR event = \(event)) AND (\(query.since)::bigint IS NULL OR at_ms >= \(query.since))
+                ORDER BY at_ms DESC, id DESC LIMIT \(query.limit)
+                """, logger: logger)
+            var events: [AuditEvent] = []
+            for try await row in rows.decode(
+                (Int64, String, Int64, String, String?, String?, String?, String?, String?, String?, String?, String, String?, String?).self)
+            {
+                // An event or actor this version does not know (written by a newer one) is left out.
+                guard let kind = AuditEventKind(rawValue: row.3), let actor = AuditActor(rawValue: row.11) else { continue }
+                var event = AuditEvent(
+                    kind, tenant: row.1,
+                    context: AuditContext(actor: actor, ip: row.7, userAgent: row.8, requestID: row.9, traceID: row.10),
+                    userID: row.4, email: row.5, sid: row.6, error: row.12, details: AuditEvent.decodeDetails(row.13), time: row.2)
+                event.id = row.0
+                events.append(event)
+            }
+            return events.reversed()
+        }
+    }
+
+    public func deleteAuditEvents(before: Int64) async throws -> Int {
+        try await run { connection, logger in
+            try await connection.query("DELETE FROM audit_events WHERE at_ms < \(before) RETURNING 1", logger: logger).collect().count
+        }
+    }
+
+    static func insert(_ events: [AuditEvent], _ connection: PostgresConnection, _ logger: Logger) async throws {
+        for event in events {
+            try await connection.query(
+                """
+                INSERT INTO audit_events (tenant, at_ms, event, user_id, email, sid, ip, user_agent, request_id, trace_id, actor, error, details)
+                VALUES (\(event.tenant), \(event.time), \(event.event.rawValue), \(event.userID), \(event.email), \(event.sid), \(event.ip),
+                        \(event.userAgent), \(event.requestID), \(event.traceID), \(event.actor.rawValue), \(event.error), \(event.encodedDetails))
+                """, logger: logger)
         }
     }
 

@@ -99,7 +99,31 @@ enum PostgresSchema {
                 """,
                 "CREATE INDEX login_failures_by_email ON login_failures(tenant, email_key, at)",
                 "CREATE TABLE email_conflicts (tenant TEXT NOT NULL, email_key TEXT NOT NULL, user_id TEXT NOT NULL)",
-            ])
+            ]),
+        Migration(
+            version: 2, name: "audit events",
+            statements: [
+                """
+                CREATE TABLE audit_events (
+                    id BIGSERIAL PRIMARY KEY,
+                    tenant TEXT NOT NULL,
+                    at_ms BIGINT NOT NULL,
+                    event TEXT NOT NULL,
+                    user_id TEXT,
+                    email TEXT,
+                    sid TEXT,
+                    ip TEXT,
+                    user_agent TEXT,
+                    request_id TEXT,
+                    trace_id TEXT,
+                    actor TEXT NOT NULL,
+                    error TEXT,
+                    details TEXT
+                )
+                """,
+                "CREATE INDEX audit_events_by_tenant_time ON audit_events(tenant, at_ms)",
+                "CREATE INDEX audit_events_by_time ON audit_events(at_ms)",
+            ]),
     ]
 
     /// Applies the pending migrations in one transaction under an advisory lock: replicas starting together wait

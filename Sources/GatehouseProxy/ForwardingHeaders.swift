@@ -1,3 +1,4 @@
+import Foundation
 import NIOHTTP1
 
 /// Who is on the other end of the client connection, worked out once per connection.
@@ -13,6 +14,26 @@ public struct ClientConnectionInfo: Sendable {
         self.peerAddress = peerAddress
         self.peerIsTrusted = peerIsTrusted
         self.scheme = scheme
+    }
+}
+
+extension ClientConnectionInfo {
+    /// The client's address as the audit trail records it (§10): the peer's, or, from a trusted proxy, the last
+    /// `X-Forwarded-For` entry it appended (the address it saw), when that parses as an IP address.
+    public func clientAddress(_ headers: HTTPHeaders) -> String {
+        guard peerIsTrusted else { return peerAddress }
+        var last: Substring?
+        for (name, value) in headers where KnownHeader(name: name) == .xForwardedFor {
+            if let entry = value.split(separator: ",").last { last = entry }
+        }
+        guard let entry = last?.trimmingCharacters(in: .whitespaces), Self.isIPAddress(entry) else { return peerAddress }
+        return entry
+    }
+
+    private static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 }
 

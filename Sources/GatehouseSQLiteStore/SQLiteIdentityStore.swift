@@ -151,6 +151,29 @@ public final class SQLiteIdentityStore: IdentityStore {
                     ALTER TABLE revocations ADD COLUMN recorded_at_ms INTEGER NOT NULL DEFAULT 0;
                     """)
         }
+        migrator.registerMigration("v5: audit events") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE audit_events (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        tenant TEXT NOT NULL,
+                        at_ms INTEGER NOT NULL,
+                        event TEXT NOT NULL,
+                        user_id TEXT,
+                        email TEXT,
+                        sid TEXT,
+                        ip TEXT,
+                        user_agent TEXT,
+                        request_id TEXT,
+                        trace_id TEXT,
+                        actor TEXT NOT NULL,
+                        error TEXT,
+                        details TEXT
+                    );
+                    CREATE INDEX audit_events_by_tenant_time ON audit_events(tenant, at_ms);
+                    CREATE INDEX audit_events_by_time ON audit_events(at_ms);
+                    """)
+        }
         return migrator
     }
 
@@ -206,7 +229,7 @@ public final class SQLiteIdentityStore: IdentityStore {
         return conflicts
     }
 
-    public func insertUser(_ user: UserRecord) async throws {
+    public func insertUser(_ user: UserRecord, audit: [AuditEvent]) async throws {
         do {
             try await pool.write { db in
                 // An address set aside by the v3 migration stays taken until the operator resolves the conflict.
@@ -223,6 +246,7 @@ public final class SQLiteIdentityStore: IdentityStore {
                         user.id, user.tenant, user.email, user.emailKey, user.name, user.encodedRoles, user.passwordHash,
                         user.disabled, user.createdAt,
                     ])
+                try Self.insert(audit, db)
             }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
             throw IdentityStoreError.emailTaken
@@ -248,29 +272,34 @@ public final class SQLiteIdentityStore: IdentityStore {
         }
     }
 
-    public func updateUser(_ user: UserRecord) async throws {
+    public func updateUser(_ user: UserRecord, audit: [AuditEvent]) async throws {
         let changed = try await pool.write { db in
             try db.execute(
                 sql: "UPDATE users SET name = ?, roles = ?, password_hash = ?, disabled = ? WHERE id = ? AND tenant = ?",
                 arguments: [user.name, user.encodedRoles, user.passwordHash, user.disabled, user.id, user.tenant])
-            return db.changesCount
+            let changed = db.changesCount
+            // No user, no change: nothing to record either (the transaction is rolled back by the throw below).
+            if changed > 0 { try Self.insert(audit, db) }
+            return changed
         }
         if changed == 0 { throw IdentityStoreError.notFound }
     }
 
     // MARK: Logins and refresh tokens
 
-    public func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord) async throws {
+    public func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord, audit: [AuditEvent]) async throws {
         try await pool.write { db in
             try db.execute(
                 sql: "INSERT INTO logins (sid, tenant, user_id, created_at) VALUES (?, ?, ?, ?)",
                 arguments: [login.sid, login.tenant, login.userID, login.createdAt])
             try Self.insert(refreshToken, db)
+            try Self.insert(audit, db)
         }
     }
 
     public func rotateRefreshToken(
-        hash: String, tenant: String, replacement: @escaping @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64
+        hash: String, tenant: String, replacement: @escaping @Sendable (RefreshTokenRecord) -> RefreshTokenRecord, now: Int64, revokeUntil: Int64,
+        reuseAudit: @escaping @Sendable (RefreshTokenRecord) -> AuditEvent?
     ) async throws -> RefreshOutcome {
         try await pool.write { db -> RefreshOutcome in
             guard
@@ -288,6 +317,7 @@ public final class SQLiteIdentityStore: IdentityStore {
             if (row["spent"] as Bool) {
                 // Reuse of a spent token: someone holds a copy. End the whole login, for every replica.
                 try Self.revoke(sids: [record.sid], until: revokeUntil, db)
+                try Self.insert(reuseAudit(record).map { [$0] } ?? [], db)
                 return .reused(sid: record.sid)
             }
             guard record.expiresAt > now else { return .invalid }
@@ -298,9 +328,12 @@ public final class SQLiteIdentityStore: IdentityStore {
         }
     }
 
-    public func revokeLogins(_ sids: [String], until: Int64) async throws {
-        guard !sids.isEmpty else { return }
-        try await pool.write { db in try Self.revoke(sids: sids, until: until, db) }
+    public func revokeLogins(_ sids: [String], until: Int64, audit: [AuditEvent]) async throws {
+        guard !sids.isEmpty || !audit.isEmpty else { return }
+        try await pool.write { db in
+            if !sids.isEmpty { try Self.revoke(sids: sids, until: until, db) }
+            try Self.insert(audit, db)
+        }
     }
 
     public func logins(tenant: String, userID: String) async throws -> [LoginRecord] {
@@ -392,7 +425,7 @@ public final class SQLiteIdentityStore: IdentityStore {
 
     // MARK: Browser sessions
 
-    public func insertSession(_ session: SessionRecord) async throws {
+    public func insertSession(_ session: SessionRecord, audit: [AuditEvent]) async throws {
         try await pool.write { db in
             try db.execute(
                 sql: "INSERT INTO logins (sid, tenant, user_id, created_at) VALUES (?, ?, ?, ?)",
@@ -405,6 +438,7 @@ public final class SQLiteIdentityStore: IdentityStore {
                 arguments: [
                     session.hash, session.tenant, session.sid, session.userID, session.createdAt, session.lastSeenAt, session.expiresAt,
                 ])
+            try Self.insert(audit, db)
         }
     }
 
@@ -454,7 +488,7 @@ public final class SQLiteIdentityStore: IdentityStore {
         }
     }
 
-    public func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64) async throws -> Bool {
+    public func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64, audit: [AuditEvent]) async throws -> Bool {
         try await pool.write { db in
             let active = try Int.fetchOne(
                 db, sql: "SELECT COUNT(*) FROM signing_keys WHERE tenant = ? AND retired_at IS NULL", arguments: [key.tenant]) ?? 0
@@ -470,8 +504,71 @@ public final class SQLiteIdentityStore: IdentityStore {
                     VALUES (?, ?, ?, ?, ?, NULL, NULL)
                     """,
                 arguments: [key.tenant, key.kid, key.algorithm, key.sealedPrivateKey, key.createdAt])
+            try Self.insert(audit, db)
             return true
         }
+    }
+
+    // MARK: Audit events
+
+    public func insertAuditEvents(_ events: [AuditEvent]) async throws {
+        guard !events.isEmpty else { return }
+        try await pool.write { db in try Self.insert(events, db) }
+    }
+
+    public func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent] {
+        try await pool.read { db in
+            var sql = "SELECT * FROM audit_events WHERE tenant = ?"
+            var arguments: StatementArguments = [query.tenant]
+            if let email = query.email {
+                sql += " AND email = ?"
+                _ = arguments.append(contentsOf: [UserRecord.emailKey(email)])
+            }
+            if let event = query.event {
+                sql += " AND event = ?"
+                _ = arguments.append(contentsOf: [event.rawValue])
+            }
+            if let since = query.since {
+                sql += " AND at_ms >= ?"
+                _ = arguments.append(contentsOf: [since])
+            }
+            sql += " ORDER BY at_ms DESC, id DESC LIMIT ?"
+            _ = arguments.append(contentsOf: [query.limit])
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap(Self.auditEvent).reversed()
+        }
+    }
+
+    public func deleteAuditEvents(before: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM audit_events WHERE at_ms < ?", arguments: [before])
+            return db.changesCount
+        }
+    }
+
+    private static func insert(_ events: [AuditEvent], _ db: Database) throws {
+        for event in events {
+            try db.execute(
+                sql: """
+                    INSERT INTO audit_events (tenant, at_ms, event, user_id, email, sid, ip, user_agent, request_id, trace_id, actor, error, details)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    event.tenant, event.time, event.event.rawValue, event.userID, event.email, event.sid, event.ip, event.userAgent,
+                    event.requestID, event.traceID, event.actor.rawValue, event.error, event.encodedDetails,
+                ])
+        }
+    }
+
+    /// nil for a row of an event or actor this version does not know (written by a newer one).
+    private static func auditEvent(_ row: Row) -> AuditEvent? {
+        guard let kind = AuditEventKind(rawValue: row["event"]), let actor = AuditActor(rawValue: row["actor"]) else { return nil }
+        var event = AuditEvent(
+            kind, tenant: row["tenant"],
+            context: AuditContext(actor: actor, ip: row["ip"], userAgent: row["user_agent"], requestID: row["request_id"], traceID: row["trace_id"]),
+            userID: row["user_id"], email: row["email"], sid: row["sid"], error: row["error"], details: AuditEvent.decodeDetails(row["details"]),
+            time: row["at_ms"])
+        event.id = row["id"]
+        return event
     }
 
     // MARK: Rows

@@ -32,6 +32,8 @@ struct EndpointRequest: Sendable {
     var isSecure = false
     /// The gateway's logger with this request's `request_id` and `tenant`: for failures the client is not told about.
     var logger = Logger(label: "gatehouse")
+    /// Who the audit events of this request name (§10): the client's address, user agent, request and trace ids.
+    var audit = AuditContext(actor: .user)
 
     /// Every `gatehouse_session` value sent; which of them (if any) is the session is the identity service's call (§7).
     var sessionCookies: [String] { BrowserCookie.values(named: BrowserCookie.session, in: cookies) }
@@ -136,7 +138,7 @@ struct AuthEndpoints: Sendable {
         let password = try body.string("password")
         let name = try body.optionalString("name")
         let user = try await tenant.metrics.countingSignup {
-            try await identity.signUp(tenant: tenant.configuration, email: email, password: password, name: name)
+            try await identity.signUp(tenant: tenant.configuration, email: email, password: password, name: name, context: request.audit)
         }
         return EndpointResponse(.created, json: Self.userJSON(user))
     }
@@ -145,7 +147,7 @@ struct AuthEndpoints: Sendable {
         let body = try JSONBody(request)
         let email = try body.string("email")
         let password = try body.string("password")
-        let grant = try await tenant.metrics.countingLogin { try await identity.logIn(tenant: tenant.configuration, email: email, password: password) }
+        let grant = try await tenant.metrics.countingLogin { try await identity.logIn(tenant: tenant.configuration, email: email, password: password, context: request.audit) }
         return Self.tokenResponse(grant)
     }
 
@@ -166,12 +168,12 @@ struct AuthEndpoints: Sendable {
                 guard let username = form["username"], let password = form["password"] else {
                     return Self.oauthError(.badRequest, "invalid_request", "The password grant needs username and password.")
                 }
-                return Self.tokenResponse(try await metrics.countingLogin { try await identity.logIn(tenant: tenant, email: username, password: password) })
+                return Self.tokenResponse(try await metrics.countingLogin { try await identity.logIn(tenant: tenant, email: username, password: password, context: request.audit) })
             case "refresh_token":
                 guard let token = form["refresh_token"] else {
                     return Self.oauthError(.badRequest, "invalid_request", "The refresh_token grant needs refresh_token.")
                 }
-                return Self.tokenResponse(try await identity.refresh(tenant: tenant, refreshToken: token))
+                return Self.tokenResponse(try await identity.refresh(tenant: tenant, refreshToken: token, context: request.audit))
             case nil:
                 return Self.oauthError(.badRequest, "invalid_request", "grant_type is missing.")
             case .some:
@@ -195,12 +197,12 @@ struct AuthEndpoints: Sendable {
 
     private func refresh(_ request: EndpointRequest, _ tenant: TenantConfiguration) async throws -> EndpointResponse {
         let body = try JSONBody(request)
-        return Self.tokenResponse(try await identity.refresh(tenant: tenant, refreshToken: try body.string("refresh_token")))
+        return Self.tokenResponse(try await identity.refresh(tenant: tenant, refreshToken: try body.string("refresh_token"), context: request.audit))
     }
 
     private func logOut(_ request: EndpointRequest, _ tenant: Tenant) async throws -> EndpointResponse {
         let claims = try bearerClaims(request, tenant)
-        try await identity.logOut(tenant: tenant.configuration, claims: claims)
+        try await identity.logOut(tenant: tenant.configuration, claims: claims, context: request.audit)
         return .noContent
     }
 
@@ -222,7 +224,7 @@ struct AuthEndpoints: Sendable {
         let current = try body.string("current_password")
         let new = try body.string("new_password")
         do {
-            try await identity.changePassword(tenant: tenant.configuration, claims: claims, current: current, new: new)
+            try await identity.changePassword(tenant: tenant.configuration, claims: claims, current: current, new: new, context: request.audit)
         } catch IdentityError.invalidCredentials {
             return EndpointResponse(ProblemResponse(.unauthorized, "The current password is wrong."))
         }

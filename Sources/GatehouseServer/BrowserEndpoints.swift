@@ -77,7 +77,7 @@ struct BrowserEndpoints: Sendable {
         if let refusal = refuseForgedForm(.login, form, model, request, tenant) { return refusal }
         do {
             let grant = try await tenant.metrics.countingLogin {
-                try await identity.logInToSession(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "")
+                try await identity.logInToSession(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "", context: request.audit)
             }
             let maxAge = grant.session.record.expiresAt - grant.session.record.createdAt
             var response = Self.seeOther(model.redirectTarget)
@@ -113,11 +113,11 @@ struct BrowserEndpoints: Sendable {
         do {
             let name = model.name.isEmpty ? nil : model.name
             let user = try await tenant.metrics.countingSignup {
-                try await identity.signUp(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "", name: name)
+                try await identity.signUp(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "", name: name, context: request.audit)
             }
             let grant: SessionGrant
             do {
-                grant = try await identity.startSession(tenant: tenant.configuration, user: user)
+                grant = try await identity.startSession(tenant: tenant.configuration, user: user, context: request.audit)
             } catch {
                 request.logger.error("account created but its session did not start", metadata: ["error": "\(error)"])
                 return Self.seeOther("/auth/login?created=1&rd=" + BrowserPages.queryEscaped(model.redirectTarget))
@@ -176,7 +176,7 @@ struct BrowserEndpoints: Sendable {
         let ended: Bool
         do {
             let cookie = try await identity.sessionCookie(tenant: tenant.configuration, cookies: request.sessionCookies)?.cookie
-            ended = try await identity.endSession(tenant: tenant.configuration, cookie: cookie ?? "")
+            ended = try await identity.endSession(tenant: tenant.configuration, cookie: cookie ?? "", context: request.audit)
         } catch {
             request.logger.error("identity store failure; answering 503", metadata: ["error": "\(error)"])
             return EndpointResponse(

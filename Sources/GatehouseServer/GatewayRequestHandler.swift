@@ -599,7 +599,10 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         let request = EndpointRequest(
             method: call.head.method, path: call.path, query: call.query, headers: call.head.headers, body: call.body, cookies: facts.cookies,
-            site: site, isSecure: connection.scheme == "https", logger: state.logger(requestID: call.requestID, tenant: call.tenant.id))
+            site: site, isSecure: connection.scheme == "https", logger: state.logger(requestID: call.requestID, tenant: call.tenant.id),
+            audit: .request(
+                ip: connection.clientAddress(call.head.headers), userAgent: call.head.headers.first(name: "user-agent"), requestID: call.requestID,
+                traceID: String(call.trace.traceID)))
         let endpoints = state.endpoints
         let tenant = call.tenant
         let promise = context.eventLoop.makePromise(of: EndpointResponse.self)

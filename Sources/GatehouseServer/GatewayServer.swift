@@ -125,7 +125,7 @@ public final class GatewayServer: Sendable {
         let state = self.state
         return StoreSynchronizer(
             identity: state.identity, cursor: revocationCursor.withLockedValue { $0 },
-            tenants: { state.tenants.tenants.values.map(\.configuration) }, logger: logger)
+            tenants: { state.tenants.tenants.values.map(\.configuration) }, auditRetention: configuration.auditRetention, logger: logger)
     }
 
     /// The bound public address (useful with port 0).

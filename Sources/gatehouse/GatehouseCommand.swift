@@ -17,7 +17,7 @@ struct Gatehouse: AsyncParsableCommand {
         commandName: "gatehouse",
         abstract: "A multi-tenant identity gateway: sign-up, login, JWT validation and a policy-enforcing reverse proxy.",
         version: GatehouseVersion.current,
-        subcommands: [Serve.self, Check.self, Users.self, Keys.self, Store.self, Echo.self]
+        subcommands: [Serve.self, Check.self, Users.self, Keys.self, Audit.self, Store.self, Echo.self]
     )
 
     /// The subcommands other than `serve` report through their output and exit status; the store's own log lines

@@ -142,6 +142,7 @@ struct Users: AsyncParsableCommand {
                         }
                     }
                 }
+                if imported > 0 { try await identity.recordImport(tenant: tenant, count: imported, skipped: problems.count) }
                 return (imported, problems)
             }
             for problem in problems { FileHandle.standardError.write(Data((problem + "\n").utf8)) }
@@ -232,7 +233,7 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             let kid = try await options.withIdentity("keys rotate") { identity, tenant in
                 try await identity.keys.setTenants([tenant])
-                return try await identity.keys.rotate(tenant)
+                return try await identity.rotateKey(tenant: tenant)
             }
             print("new active key \(kid); running gateways pick it up within 5 s")
         }

@@ -42,12 +42,21 @@ struct IdentityFixture: Sendable {
             listen: 127.0.0.1:8080
             tenants: ../tenants
             password_hashing: {memory: 1MiB, iterations: 1}
+            audit_log: ../audit.log
 
             """ + storeLine).write(to: root.appendingPathComponent("config/gatehouse.yaml"), atomically: true, encoding: .utf8)
         try ("hosts: [acme.test]\nsignup: {enabled: true}\nroutes: [{path: /, upstream: \"http://127.0.0.1:1\"}]\n" + tenantExtra)
             .write(to: root.appendingPathComponent("tenants/acme.yaml"), atomically: true, encoding: .utf8)
         let loaded = try ConfigurationLoader.load(configPath: root.appendingPathComponent("config/gatehouse.yaml").path, environment: [:]).get()
         return try await open(loaded, root: root, kind: kind)
+    }
+
+    /// The audit-log lines written so far, parsed.
+    func auditLines() -> [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: root.appendingPathComponent("audit.log").path) else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
     }
 
     /// Another process on the same store (a second replica, or the command line).

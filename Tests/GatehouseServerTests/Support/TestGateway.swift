@@ -38,7 +38,9 @@ final class TestGateway {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("config"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: root.appendingPathComponent("tenants"), withIntermediateDirectories: true)
-        let gateway = "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ntenants: ../tenants\n" + gatewayExtra
+        // Audit lines go to a file of the test's own (not the test output), unless the test says otherwise.
+        let audit = gatewayExtra.contains("audit_log:") ? "" : "audit_log: ../audit.log\n"
+        let gateway = "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ntenants: ../tenants\n" + audit + gatewayExtra
         try gateway.write(to: root.appendingPathComponent("config/gatehouse.yaml"), atomically: true, encoding: .utf8)
         for (id, text) in tenants {
             var text = text
@@ -94,6 +96,14 @@ final class TestGateway {
     func accessLogLines() -> [String] {
         server.flushAccessLog()
         return String(decoding: accessLog.withLockedValue { $0 }, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    /// The audit-log lines written so far, parsed.
+    func auditLines() -> [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: root.appendingPathComponent("audit.log").path) else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
     }
 
     func stop(gracePeriod: TimeAmount = .seconds(2)) async {
