@@ -20,13 +20,14 @@ public enum IdentityBootstrap {
         _ configuration: GatewayConfiguration, store: any IdentityStore, dataDirectory: String?, hashingThreads: Int = System.coreCount,
         revocationLag: CoreMetrics.Timer? = nil, logger: Logger = Logger(label: "gatehouse.identity"), warn: (String) -> Void
     ) throws -> IdentityService {
-        let masterKey = try masterKey(configuration, dataDirectory: dataDirectory, warn: warn)
+        // First: a log that cannot be opened stops the process before anything is written (a generated master key).
         let auditLog: AuditLog
         switch configuration.auditLog {
         case .standardOutput: auditLog = .standardOutput(logger: logger)
         case .file(let path): auditLog = try .file(path, logger: logger)
         case .off: auditLog = .off
         }
+        let masterKey = try masterKey(configuration, dataDirectory: dataDirectory, warn: warn)
         let revocations = RevocationList()
         let keys = SigningKeyManager(store: store, masterKey: masterKey)
         let parameters = PasswordHasher.Parameters(

@@ -21,6 +21,8 @@ final class GatehouseProcess {
     private var collected = Data()
     private(set) var port = 0
     private(set) var adminPort = 0
+    /// Where `serve` writes its standard output (audit lines with `audit_log: stdout`); nil discards it.
+    var standardOutputPath: String?
 
     var configPath: String { root.appendingPathComponent("config/gatehouse.yaml").path }
     var tenantsPath: String { root.appendingPathComponent("tenants").path }
@@ -55,7 +57,12 @@ final class GatehouseProcess {
         process.executableURL = URL(fileURLWithPath: gatehouseBinary)
         process.arguments = ["serve", "--config", configPath]
         process.standardError = errorPipe
-        process.standardOutput = FileHandle.nullDevice
+        if let standardOutputPath {
+            FileManager.default.createFile(atPath: standardOutputPath, contents: nil)
+            process.standardOutput = FileHandle(forWritingAtPath: standardOutputPath)
+        } else {
+            process.standardOutput = FileHandle.nullDevice
+        }
         try process.run()
     }
 

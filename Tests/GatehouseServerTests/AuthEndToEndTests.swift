@@ -358,6 +358,10 @@ import Testing
             #expect(status == 401)
             // §8: within 500 ms of the command's exit (the SQLite change check runs every 50 ms).
             #expect(ContinuousClock.now - disabledAt < .milliseconds(500), "the running gateway enforced it \(ContinuousClock.now - disabledAt) after")
+            // The revocation travelled through the store: its lag is on /metrics, under a second.
+            let scrape = try await scrapeMetrics(adminPort: gateway.adminPort)
+            #expect(scrape.value("gatehouse_revocation_lag_seconds_count") >= 1)
+            #expect(scrape.value(#"gatehouse_revocation_lag_seconds_bucket{le="1"}"#) == scrape.value("gatehouse_revocation_lag_seconds_count"))
         }
     }
 }
