@@ -11,6 +11,8 @@
 #                                 # two builds against nginx-plain at equal resources (GATEHOUSE_THREADS=1, nginx's
 #                                 # one worker): rounds of nginx-plain, A, B on the public route and on an ES256
 #                                 # route, with req/s, the ratio to nginx-plain and CPU microseconds per request
+#   scripts/bench.sh metrics      # the same rounds as ab, one build with GATEHOUSE_METRICS=off then =on: what
+#                                 # recording the §10 metrics costs on the public and the ES256 route
 #   scripts/bench.sh replicas     # two replicas (GATEHOUSE_THREADS=1 each) on one store, SQLite and PostgreSQL, A B B A:
 #                                 # an authenticated ES256 route with the load split between them (one wrk each),
 #                                 # logins (POST /auth/token) split the same way, and revocation propagation: 200 logouts
@@ -33,6 +35,7 @@ else
     swift build -c release --package-path "$ROOT" >&2
     BIN="$ROOT/.build/release/gatehouse"
 fi
+if [ "$MODE" = metrics ]; then A="$BIN" B="$BIN"; fi
 
 mkdir -p "$WORK/config" "$WORK/tenants"
 cat >"$WORK/config/gatehouse.yaml" <<YAML
@@ -150,7 +153,7 @@ LUA
         echo "round $round, logins/s meanwhile: $(awk '/Requests\/sec/{print $2}' "$WORK/logins.txt"), non-2xx: $(awk '/Non-2xx/{print $5}' "$WORK/logins.txt")"
     done
     ;;
-ab)
+ab | metrics)
     : "${B:?B=path/to/gatehouse}"
     command -v wrk >/dev/null || { echo "wrk is missing (run ../shared/bench/setup.sh)" >&2; exit 1; }
     mkdir -p "$WORK/run/logs" "$WORK/run/tmp" "$WORK/run/conf"
@@ -195,8 +198,8 @@ YAML
         non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out")
         printf '%s\t%s\t%.1f\t%s\n' "$name" "$rps" "$(echo "($after - $before) * 1000000 / $(getconf CLK_TCK) / $requests" | bc -l)" "${non2xx:-0}"
     }
-    run_gateway() {  # run_gateway NAME BIN: one round of both routes on this build
-        GATEHOUSE_THREADS=1 "$2" serve --config "$WORK/config/gatehouse.yaml" >/dev/null 2>>"$WORK/serve.log" &
+    run_gateway() {  # run_gateway NAME BIN [VAR=value]: one round of both routes on this build
+        env ${3:-GATEHOUSE_METRICS=on} GATEHOUSE_THREADS=1 "$2" serve --config "$WORK/config/gatehouse.yaml" >/dev/null 2>>"$WORK/serve.log" &
         local gpid=$!
         until curl -sf -o /dev/null http://127.0.0.1:18059/readyz; do sleep 0.05; done
         measure "$1 public" "$gpid" http://127.0.0.1:18050/api/ok
@@ -212,8 +215,13 @@ YAML
         wpid=$(pgrep -P "$npid" | head -1)
         measure "nginx-plain" "$wpid" http://127.0.0.1:18001/api/ok
         kill -QUIT "$npid"; wait "$npid" || true
-        run_gateway A "$A"
-        run_gateway B "$B"
+        if [ "$MODE" = metrics ]; then
+            run_gateway metrics-off "$A" GATEHOUSE_METRICS=off
+            run_gateway metrics-on "$B" GATEHOUSE_METRICS=on
+        else
+            run_gateway A "$A"
+            run_gateway B "$B"
+        fi
     done
     ;;
 replicas)

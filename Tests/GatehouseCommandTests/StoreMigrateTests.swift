@@ -41,6 +41,7 @@ import Testing
         #expect(migrated.status == 0, "\(migrated.error)")
         #expect(migrated.output.contains("users: 3 rows copied, count checked"), "\(migrated.output)")
         #expect(migrated.output.contains("signing_keys: 1 row copied"))
+        #expect(migrated.output.contains("audit_events: 7 rows copied"), "\(migrated.output)")
         #expect(migrated.output.contains("master_key"), "it says the master key must now be set")
         #expect(!migrated.output.contains(PostgresTestServer.password), "the URL is printed without its password")
         #expect(try server.sql("SELECT count(*) FROM users", database: database) == "3")
@@ -73,6 +74,13 @@ import Testing
             let again = try await ReplicaTests.json(moved.port, "/auth/login", #"{"email":"\#(email)","password":"a long password"}"#)
             #expect(again.status == 200, "\(email) logs in with the old password")
         }
+        // The audit trail moved too, and new events follow the copied ones.
+        let audit = try run(gatehouseBinary, ["audit", "--config", gateway.configPath, "--tenant", "acme", "--limit", "1000"])
+        let events = audit.output.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(
+            events.map { $0["event"] as? String ?? "" } == [
+                "signup", "login", "signup", "session_start", "user_added", "login", "logout", "login", "login", "login",
+            ], "\(audit.output)")
     }
 
     @Test func aTargetThatCannotBeUsedIsRefused() async throws {
