@@ -87,8 +87,12 @@ public struct GatewayConfiguration: Sendable {
         switch text {
         case "stdout": return .standardOutput
         case "off": return .off
-        case "": 
+        case "":
             reader.error(at: node, "'audit_log' must be stdout, off, or a file path")
+            return nil
+        case "false", "no", "true", "yes":
+            // YAML's booleans, which would otherwise name a file called "false".
+            reader.error(at: node, "'audit_log': write off, stdout or a file path, not \(text)")
             return nil
         default: break
         }

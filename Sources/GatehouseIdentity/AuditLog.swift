@@ -43,16 +43,15 @@ public final class AuditLog: Sendable {
 
     /// Writes each event as one line. A failed write is logged, never thrown: the event is in the store already.
     public func write(_ events: [AuditEvent]) {
-        let descriptor: Int32
-        switch sink {
-        case .off: return
-        case .standardOutput: descriptor = 1
-        case .file(let file): descriptor = file
-        }
         for event in events {
             let bytes = Array(event.jsonLine.utf8)
-            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if written != bytes.count {
+            let written: Bool
+            switch sink {
+            case .off: return
+            case .standardOutput: written = StandardOutput.write(bytes)
+            case .file(let descriptor): written = StandardOutput.writeAll(descriptor, bytes)
+            }
+            if !written {
                 logger.error("an audit line could not be written", metadata: ["event": "\(event.event.rawValue)", "error": "\(String(cString: strerror(errno)))"])
             }
         }

@@ -60,6 +60,7 @@ public final class IdentityService: Sendable {
     private let revocationLag: CoreMetrics.Timer?
     /// Where audit lines go once their events are stored (`audit_log`).
     public let auditLog: AuditLog
+    private let refusalThrottle = AuditThrottle()
 
     /// Password hashes queued or running now.
     public var passwordHashQueueDepth: Int { pool.depth }
@@ -91,21 +92,20 @@ public final class IdentityService: Sendable {
             let user = try await createAccount(tenant: tenant, email: email, password: password, name: name, context: context)
             return user
         } catch let error as IdentityError {
-            try await recordRefusedSignup(error, tenant: tenant, email: email, context: context)
+            await recordRefusedSignup(error, tenant: tenant, email: email, context: context)
             throw error
         } catch IdentityStoreError.emailTaken {
-            try await recordRefusedSignup(.emailTaken, tenant: tenant, email: email, context: context)
+            await recordRefusedSignup(.emailTaken, tenant: tenant, email: email, context: context)
             throw IdentityStoreError.emailTaken
         }
     }
 
-    private func recordRefusedSignup(_ error: IdentityError, tenant: TenantConfiguration, email: String, context: AuditContext) async throws {
+    private func recordRefusedSignup(_ error: IdentityError, tenant: TenantConfiguration, email: String, context: AuditContext) async {
         // A full hashing queue is load, not a security event.
         if case .overloaded = error { return }
         // The address as typed only if it is one: a password pasted into the email field must not reach the trail.
-        try await record([
-            AuditEvent(.signupError, tenant: tenant.id, context: context, email: EmailAddress(email)?.canonical, error: Self.auditReason(error))
-        ])
+        await recordRefusal(
+            AuditEvent(.signupError, tenant: tenant.id, context: context, email: EmailAddress(email)?.canonical, error: Self.auditReason(error)))
     }
 
     private func createAccount(tenant: TenantConfiguration, email: String, password: String, name: String?, context: AuditContext) async throws
@@ -175,10 +175,12 @@ public final class IdentityService: Sendable {
         let emailKey = address.canonical
         // The attempt is counted before the password is checked, atomically in the store (§5).
         let reservedAt: Int64
+        let failuresWithThis: Int
         do {
-            reservedAt = try await reserveAttempt(tenant: tenant, emailKey: emailKey)
+            (reservedAt, failuresWithThis) = try await reserveAttempt(tenant: tenant, emailKey: emailKey)
         } catch IdentityError.lockedOut(let retryAfter) {
-            try await record([AuditEvent(.loginError, tenant: tenant.id, context: context, email: emailKey, error: "locked")])
+            // No hash, no change: a flood at a locked address stores one such event per address and client a minute.
+            await recordRefusal(AuditEvent(.loginError, tenant: tenant.id, context: context, email: emailKey, error: "locked"))
             throw IdentityError.lockedOut(retryAfter: retryAfter)
         }
         let user = try await store.user(tenant: tenant.id, email: email)
@@ -189,7 +191,9 @@ public final class IdentityService: Sendable {
             // The reservation stays as the failure. The one that reaches the limit still answers 401; the attempts
             // after it get 429 without a hash.
             let reason = user?.disabled == true && verification != .mismatch ? "disabled" : "invalid_credentials"
-            try await recordFailedCheck(tenant: tenant, emailKey: emailKey, userID: user?.id, reason: reason, context: context)
+            await recordFailedCheck(
+                tenant: tenant, emailKey: emailKey, userID: user?.id, reason: reason, locks: failuresWithThis >= tenant.lockout.maxFailures,
+                context: context)
             throw IdentityError.invalidCredentials
         }
         try await store.clearLoginFailures(tenant: tenant.id, emailKey: emailKey)
@@ -213,31 +217,34 @@ public final class IdentityService: Sendable {
         }
     }
 
-    /// `login_error`, and `lockout` when this failure filled the window: the next attempt will be refused.
-    private func recordFailedCheck(tenant: TenantConfiguration, emailKey: String, userID: String?, reason: String, context: AuditContext, details: [String: String]? = nil)
-        async throws
-    {
+    /// `login_error`, and `lockout` when this failure's reservation filled the window (`locks`, decided inside the
+    /// reservation's transaction, so two failures at once cannot both lock): the next attempt will be refused.
+    private func recordFailedCheck(
+        tenant: TenantConfiguration, emailKey: String, userID: String?, reason: String, locks: Bool, context: AuditContext,
+        details: [String: String]? = nil
+    ) async {
         var events = [AuditEvent(.loginError, tenant: tenant.id, context: context, userID: userID, email: emailKey, error: reason, details: details)]
-        let window = Int64(tenant.lockout.window.components.seconds)
-        let failures = try await store.loginFailures(tenant: tenant.id, emailKey: emailKey, since: Self.now() - window)
-        if failures.count == tenant.lockout.maxFailures {
+        if locks {
             events.append(
-                AuditEvent(.lockout, tenant: tenant.id, context: context, userID: userID, email: emailKey, details: ["failures": String(failures.count)]))
+                AuditEvent(
+                    .lockout, tenant: tenant.id, context: context, userID: userID, email: emailKey,
+                    details: ["failures": String(tenant.lockout.maxFailures)]))
         }
-        try await record(events)
+        await recordEvents(events)
     }
 
     /// Reserves a password check for this address, or throws ``IdentityError/lockedOut(retryAfter:)`` when the
-    /// window already holds `max_failures` failures. Returns the time the reservation was recorded at.
-    func reserveAttempt(tenant: TenantConfiguration, emailKey: String) async throws -> Int64 {
+    /// window already holds `max_failures` failures. Returns the time the reservation was recorded at, and how many
+    /// failures the window holds with it.
+    func reserveAttempt(tenant: TenantConfiguration, emailKey: String) async throws -> (at: Int64, failures: Int) {
         let now = Self.now()
         let window = Int64(tenant.lockout.window.components.seconds)
         let reservation = try await store.reserveLoginAttempt(
             tenant: tenant.id, emailKey: emailKey, at: now, windowStart: now - window, limit: tenant.lockout.maxFailures)
-        if case .full(let oldest) = reservation {
-            throw IdentityError.lockedOut(retryAfter: Int(max(1, oldest + window - now)))
+        switch reservation {
+        case .full(let oldest): throw IdentityError.lockedOut(retryAfter: Int(max(1, oldest + window - now)))
+        case .reserved(let failures): return (now, failures)
         }
-        return now
     }
 
     /// Spends a refresh token for a new pair. A spent token presented again revokes its whole login.
@@ -296,12 +303,13 @@ public final class IdentityService: Sendable {
         var user = try await user(tenant: tenant, claims: claims)
         // A wrong current password counts like a failed login (§5): a stolen token is no password oracle.
         let emailKey = UserRecord.emailKey(user.email)
-        let reservedAt = try await reserveAttempt(tenant: tenant, emailKey: emailKey)
+        let (reservedAt, failuresWithThis) = try await reserveAttempt(tenant: tenant, emailKey: emailKey)
         guard current.utf8.count <= Self.maximumPasswordBytes,
             try await verifyReserved(current, against: user.passwordHash, tenant: tenant, emailKey: emailKey, reservedAt: reservedAt) != .mismatch
         else {
-            try await recordFailedCheck(
-                tenant: tenant, emailKey: emailKey, userID: user.id, reason: "invalid_credentials", context: context, details: ["during": "password_change"])
+            await recordFailedCheck(
+                tenant: tenant, emailKey: emailKey, userID: user.id, reason: "invalid_credentials", locks: failuresWithThis >= tenant.lockout.maxFailures,
+                context: context, details: ["during": "password_change"])
             throw IdentityError.invalidCredentials
         }
         try await store.clearLoginFailures(tenant: tenant.id, emailKey: emailKey)
@@ -342,26 +350,41 @@ public final class IdentityService: Sendable {
     /// Makes a new signing key for the tenant (`keys rotate`), recording `key_rotated`.
     @discardableResult
     public func rotateKey(tenant: TenantConfiguration, context: AuditContext = .cli) async throws -> String {
-        var event = AuditEvent(.keyRotated, tenant: tenant.id, context: context)
-        let kid = try await keys.rotate(tenant, audit: event)
-        event.details = ["kid": kid]
-        auditLog.write([event])
-        return kid
+        let auditLog = self.auditLog
+        return try await keys.rotate(tenant, audit: AuditEvent(.keyRotated, tenant: tenant.id, context: context), committed: { auditLog.write($0) })
     }
 
     /// Records `users_imported` once an import has stored its users (each in a transaction of its own).
-    public func recordImport(tenant: TenantConfiguration, count: Int, skipped: Int, context: AuditContext = .cli) async throws {
-        try await record([
+    public func recordImport(tenant: TenantConfiguration, count: Int, skipped: Int, context: AuditContext = .cli) async {
+        await recordEvents([
             AuditEvent(.usersImported, tenant: tenant.id, context: context, details: ["imported": String(count), "skipped": String(skipped)])
         ])
     }
 
     // MARK: Audit
 
-    /// Stores events that go with no change of their own, then writes them to the audit log.
-    func record(_ events: [AuditEvent]) async throws {
-        try await store.insertAuditEvents(events)
+    /// Stores events that go with no change of their own (or whose change is stored already), then writes them to
+    /// the audit log. A store that fails here does not change the answer the request gets: the failure is logged,
+    /// and the line still goes to the audit log.
+    func recordEvents(_ events: [AuditEvent]) async {
+        do {
+            try await store.insertAuditEvents(events)
+        } catch {
+            logger.error(
+                "audit events could not be stored; they are on the audit log only",
+                metadata: ["events": "\(events.map(\.event.rawValue))", "error": "\(IdentityStoreError.reason(of: error))"])
+        }
         auditLog.write(events)
+    }
+
+    /// A refusal that cost nothing and changed nothing (a refused sign-up, an attempt at a locked address): stored
+    /// at most once a minute per (tenant, event, error, client or address), so a flood cannot fill the store.
+    /// The next one stored says how many were left out.
+    func recordRefusal(_ event: AuditEvent) async {
+        guard let suppressed = refusalThrottle.admit(event) else { return }
+        var event = event
+        if suppressed > 0 { event.details = (event.details ?? [:]).merging(["suppressed": String(suppressed)]) { $1 } }
+        await recordEvents([event])
     }
 
     /// The reason of a refused sign-up, as the audit trail names it.
@@ -524,5 +547,43 @@ final class RecordedEvent: Sendable {
     var event: AuditEvent? {
         get { box.withLock { $0 } }
         set { box.withLock { $0 = newValue } }
+    }
+}
+
+/// Which refusals to store: one per key a minute, counting those left out. Bounded: when full, it forgets
+/// everything older than the window (or, if all are recent, everything: storing one too many is harmless).
+final class AuditThrottle: Sendable {
+    private struct Entry {
+        var since: Int64
+        var suppressed: Int
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+    private let windowMilliseconds: Int64
+    private let capacity: Int
+
+    init(window: Duration = .seconds(60), capacity: Int = 10_000) {
+        self.windowMilliseconds = Int64(window.components.seconds) * 1000
+        self.capacity = capacity
+    }
+
+    /// nil: leave this one out; otherwise store it, with how many were left out since the last one stored.
+    func admit(_ event: AuditEvent) -> Int? {
+        let key = [event.tenant, event.event.rawValue, event.error ?? "", event.ip ?? event.email ?? ""].joined(separator: "\u{1F}")
+        let now = event.time
+        return entries.withLock { entries in
+            if var entry = entries[key], now - entry.since < windowMilliseconds {
+                entry.suppressed += 1
+                entries[key] = entry
+                return nil
+            }
+            if entries.count >= capacity {
+                entries = entries.filter { now - $0.value.since < windowMilliseconds }
+                if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            }
+            let suppressed = entries[key]?.suppressed ?? 0
+            entries[key] = Entry(since: now, suppressed: 0)
+            return suppressed
+        }
     }
 }

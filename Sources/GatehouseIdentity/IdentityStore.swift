@@ -150,8 +150,9 @@ public struct EmailConflict: Sendable, Equatable {
 
 /// The store's answer to ``IdentityStore/reserveLoginAttempt(tenant:emailKey:at:windowStart:limit:)``.
 public enum LoginAttemptReservation: Sendable, Equatable {
-    /// The attempt may check the password.
-    case reserved
+    /// The attempt may check the password; `failures` is how many the window holds with it, so the attempt that
+    /// makes it `limit` knows, atomically, that a failure now locks the address (the `lockout` event).
+    case reserved(failures: Int)
     /// The window is full; the oldest failure in it is at `oldest` (for `Retry-After`).
     case full(oldest: Int64)
 }

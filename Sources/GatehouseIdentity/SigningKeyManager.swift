@@ -64,10 +64,14 @@ public final class SigningKeyManager: Sendable {
 
     /// Makes a new active key; the old one keeps verifying until its last token can have expired.
     @discardableResult
-    /// `audit`: the `key_rotated` event, stored with the key (the new key's `kid` added to its details).
-    public func rotate(_ tenant: TenantConfiguration, now: Int64 = SigningKeyManager.now(), audit: AuditEvent? = nil) async throws -> String {
+    /// `audit`: the `key_rotated` event, stored with the key (the new key's `kid` added to its details) and handed
+    /// to `committed` as soon as the store has it, before anything else can fail.
+    public func rotate(
+        _ tenant: TenantConfiguration, now: Int64 = SigningKeyManager.now(), audit: AuditEvent? = nil,
+        committed: ([AuditEvent]) -> Void = { _ in }
+    ) async throws -> String {
         guard tenant.tokens.algorithm != .hs256 else { throw KeyFailure.symmetric(tenant.id) }
-        let kid = try await createKey(for: tenant, replacing: true, now: now, audit: audit)
+        let kid = try await createKey(for: tenant, replacing: true, now: now, audit: audit, committed: committed)
         try await reloadTenant(tenant, now: now)
         return kid
     }
@@ -78,7 +82,9 @@ public final class SigningKeyManager: Sendable {
     }
 
     @discardableResult
-    private func createKey(for tenant: TenantConfiguration, replacing: Bool, now: Int64, audit: AuditEvent? = nil) async throws -> String {
+    private func createKey(
+        for tenant: TenantConfiguration, replacing: Bool, now: Int64, audit: AuditEvent? = nil, committed: ([AuditEvent]) -> Void = { _ in }
+    ) async throws -> String {
         let algorithm = JWSAlgorithm(rawValue: tenant.tokens.algorithm.rawValue) ?? .es256
         let key = try SigningKey.generate(algorithm)
         let sealed = try masterKey.seal(key.privateRepresentation, context: Self.context(tenant.id, key.kid))
@@ -90,6 +96,7 @@ public final class SigningKeyManager: Sendable {
             events.append(event)
         }
         _ = try await store.activateSigningKey(stored, onlyIfNoneActive: !replacing, previousVerifiesUntil: retireAfter, audit: events)
+        committed(events)
         return key.kid
     }
 

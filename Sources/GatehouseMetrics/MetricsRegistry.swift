@@ -82,7 +82,10 @@ public final class MetricsRegistry: MetricsFactory, Sendable {
     }
 
     public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
-        histograms.withLock { state in
+        // A library's timer may be named `db.query` or label `http.method`: the exposition format allows neither.
+        let label = Self.sanitized(label)
+        let dimensions = dimensions.map { (Self.sanitized($0.0), $0.1) }
+        return histograms.withLock { state in
             let rendered = Exposition.labels(dimensions)
             if let family = state.families.firstIndex(where: { $0.name == label }) {
                 if let existing = state.families[family].series.first(where: { $0.labels == rendered }) { return existing.histogram }
@@ -95,6 +98,17 @@ public final class MetricsRegistry: MetricsFactory, Sendable {
             state.families.append((label, [(rendered, histogram)]))
             return histogram
         }
+    }
+
+    /// A valid metric or label name: `[a-zA-Z_:][a-zA-Z0-9_:]*`, other characters replaced by `_`.
+    static func sanitized(_ name: String) -> String {
+        var result = ""
+        for (index, scalar) in name.unicodeScalars.enumerated() {
+            let allowed = scalar.isASCII && (scalar == "_" || scalar == ":" || ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar)
+                || (index > 0 && ("0"..."9").contains(scalar)))
+            result.unicodeScalars.append(allowed ? scalar : "_")
+        }
+        return result.isEmpty ? "_" : result
     }
 
     // A series lives as long as the process: a reload that drops a route keeps its totals on /metrics, as a

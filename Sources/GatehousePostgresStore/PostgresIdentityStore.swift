@@ -240,7 +240,7 @@ public final class PostgresIdentityStore: IdentityStore {
                 if recorded.count >= limit { return .full(oldest: recorded.first ?? at) }
                 try await connection.query(
                     "INSERT INTO login_failures (tenant, email_key, at) VALUES (\(tenant), \(emailKey), \(at))", logger: logger)
-                return .reserved
+                return .reserved(failures: recorded.count + 1)
             }
         }
     }
@@ -421,9 +421,24 @@ public final class PostgresIdentityStore: IdentityStore {
         }
     }
 
+    /// In batches of 5,000, a statement each, so each stays well within the store's timeout.
     public func deleteAuditEvents(before: Int64) async throws -> Int {
-        try await run { connection, logger in
-            try await connection.query("DELETE FROM audit_events WHERE at_ms < \(before) RETURNING 1", logger: logger).collect().count
+        var total = 0
+        while true {
+            let deleted = try await run { connection, logger -> Int in
+                let rows = try await connection.query(
+                    """
+                    WITH gone AS (
+                        DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at_ms < \(before) ORDER BY at_ms LIMIT 5000)
+                        RETURNING 1)
+                    SELECT count(*) FROM gone
+                    """, logger: logger)
+                var count: Int64 = 0
+                for try await value in rows.decode(Int64.self) { count = value }
+                return Int(count)
+            }
+            total += deleted
+            if deleted < 5000 { return total }
         }
     }
 

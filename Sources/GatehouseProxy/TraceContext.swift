@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The W3C Trace Context of a request (`traceparent`, https://www.w3.org/TR/trace-context/ §3.2): the client's when it
 /// is valid, otherwise a new one. The gateway forwards it upstream unchanged and logs its trace id; it does not
 /// record spans itself, so it neither replaces the parent id of a valid header nor sets the sampled flag of a new one.
@@ -25,8 +27,11 @@ public struct TraceContext: Sendable, Equatable {
     }
 
     static func isValid(_ value: String) -> Bool {
-        let bytes = Array(value.utf8.prefix(56))
-        let count = value.utf8.count
+        value.withUTF8Buffer { isValid($0) }
+    }
+
+    private static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let count = bytes.count
         guard count >= 55, bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"), bytes[52] == UInt8(ascii: "-") else { return false }
         func isHex(_ range: Range<Int>) -> Bool { range.allSatisfy { isLowerHex(bytes[$0]) } }
         func isZero(_ range: Range<Int>) -> Bool { range.allSatisfy { bytes[$0] == UInt8(ascii: "0") } }
@@ -48,14 +53,21 @@ public struct TraceContext: Sendable, Equatable {
     }
 }
 
-/// New trace contexts for one connection: random ids from a SplitMix64 stream seeded once from the system's
-/// generator, so a request costs no system call. Trace ids are correlation ids, not secrets.
+/// New trace contexts for one connection (or HTTP/2 stream): random ids from a SplitMix64 stream, so a request
+/// costs no system call. Each generator starts at its own point of one sequence seeded from the system's generator
+/// once per process. Trace ids are correlation ids, not secrets.
 public struct TraceContextGenerator: Sendable {
     private var state: UInt64
+    private static let processSeed: UInt64 = {
+        var system = SystemRandomNumberGenerator()
+        return system.next()
+    }()
+    private static let generators = Atomic<UInt64>(0)
 
     public init() {
-        var system = SystemRandomNumberGenerator()
-        state = system.next()
+        // Streams 2^40 values apart: no two generators of a process meet in practice.
+        let index = Self.generators.wrappingAdd(1, ordering: .relaxed).newValue
+        state = Self.processSeed &+ index &* (1 << 40)
     }
 
     init(seed: UInt64) { state = seed }

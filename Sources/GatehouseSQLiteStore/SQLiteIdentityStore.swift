@@ -278,7 +278,7 @@ public final class SQLiteIdentityStore: IdentityStore {
                 sql: "UPDATE users SET name = ?, roles = ?, password_hash = ?, disabled = ? WHERE id = ? AND tenant = ?",
                 arguments: [user.name, user.encodedRoles, user.passwordHash, user.disabled, user.id, user.tenant])
             let changed = db.changesCount
-            // No user, no change: nothing to record either (the transaction is rolled back by the throw below).
+            // No user, no change: nothing to record either (the caller is told by the throw below).
             if changed > 0 { try Self.insert(audit, db) }
             return changed
         }
@@ -375,7 +375,7 @@ public final class SQLiteIdentityStore: IdentityStore {
         // BEGIN IMMEDIATE: the count and the insert happen under the write lock, so two processes sharing the file
         // cannot both see room for one more.
         try await pool.writeWithoutTransaction { db in
-            var reservation = LoginAttemptReservation.reserved
+            var reservation = LoginAttemptReservation.reserved(failures: 1)
             try db.inTransaction(.immediate) {
                 try db.execute(
                     sql: "DELETE FROM login_failures WHERE tenant = ? AND email_key = ? AND at < ?", arguments: [tenant, emailKey, windowStart])
@@ -385,6 +385,7 @@ public final class SQLiteIdentityStore: IdentityStore {
                     reservation = .full(oldest: recorded.first ?? at)
                 } else {
                     try db.execute(sql: "INSERT INTO login_failures (tenant, email_key, at) VALUES (?, ?, ?)", arguments: [tenant, emailKey, at])
+                    reservation = .reserved(failures: recorded.count + 1)
                 }
                 return .commit
             }
@@ -538,10 +539,19 @@ public final class SQLiteIdentityStore: IdentityStore {
         }
     }
 
+    /// In batches of 5,000, a transaction each: a purge after a long pause (or a shorter retention) never holds
+    /// the one writer for long.
     public func deleteAuditEvents(before: Int64) async throws -> Int {
-        try await pool.write { db in
-            try db.execute(sql: "DELETE FROM audit_events WHERE at_ms < ?", arguments: [before])
-            return db.changesCount
+        var total = 0
+        while true {
+            let deleted = try await pool.write { db in
+                try db.execute(
+                    sql: "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at_ms < ? ORDER BY at_ms LIMIT 5000)",
+                    arguments: [before])
+                return db.changesCount
+            }
+            total += deleted
+            if deleted < 5000 { return total }
         }
     }
 

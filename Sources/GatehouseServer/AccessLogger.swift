@@ -1,3 +1,4 @@
+import GatehouseIdentity
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -108,15 +109,9 @@ final class AccessLogger: Sendable {
         if !bytes.isEmpty { output(bytes) }
     }
 
+    /// Through ``StandardOutput``, which audit lines share: neither cuts into the other's lines.
     @Sendable static func writeToStandardOutput(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = Glibc.write(1, raw.baseAddress! + offset, raw.count - offset)
-                if written <= 0 { return }
-                offset += written
-            }
-        }
+        StandardOutput.write(bytes)
     }
 }
 

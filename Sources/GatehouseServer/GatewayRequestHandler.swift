@@ -279,15 +279,16 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// - Parameter resumed: the store's answer about the request's session cookie, when this is the second pass
     ///   after asking it.
-    private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext, resumed: SessionAnswer? = nil) {
+    private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext, resumed: SessionResumption? = nil) {
         guard case .idle = phase else {
             context.close(promise: nil)
             return
         }
-        let start = NIODeadline.now()
+        // The second pass is the same request: its time, ids and trace run from the first.
+        let start = resumed?.start ?? NIODeadline.now()
         let facts = RequestHeaderFacts(head.headers)
-        let requestID = facts.requestID.flatMap { ForwardingHeaders.isSaneRequestID($0) ? $0 : nil } ?? requestIDs.next()
-        let trace = TraceContext.of(facts, generator: &traceContexts)
+        let requestID = resumed?.requestID ?? facts.requestID.flatMap { ForwardingHeaders.isSaneRequestID($0) ? $0 : nil } ?? requestIDs.next()
+        let trace = resumed?.trace ?? TraceContext.of(facts, generator: &traceContexts)
         let isHead = head.method == .HEAD
         let endsParsing = !isHTTP2 && (facts.endsHTTPParsing || head.method == .CONNECT)
 
@@ -399,7 +400,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         {
             presentedSessionCookie = true
             let session: ActiveSession?
-            switch resumed {
+            switch resumed?.answer {
             case .found(let found): session = found
             case .unavailable:
                 reject(
@@ -411,7 +412,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 case .valid(let cached): session = cached
                 case .invalid: session = nil
                 case .unknown:
-                    askStoreForSession(cookies, head: head, tenant: tenant, requestID: requestID, context: context)
+                    askStoreForSession(
+                        cookies, head: head, tenant: tenant, first: SessionResumption(answer: .unavailable, start: start, requestID: requestID, trace: trace),
+                        context: context)
                     return
                 }
             }
@@ -478,9 +481,18 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         case unavailable
     }
 
+    /// The answer, with what the first pass of the request had decided.
+    struct SessionResumption {
+        var answer: SessionAnswer
+        var start: NIODeadline
+        var requestID: String
+        var trace: TraceContext
+    }
+
     /// Looks a session up in the store off the event loop, then starts the request again with the answer. Until
     /// then the request's body waits in the pipelining queue, and the connection reads no further.
-    private func askStoreForSession(_ cookies: [String], head: HTTPRequestHead, tenant: Tenant, requestID: String, context: ChannelHandlerContext) {
+    private func askStoreForSession(_ cookies: [String], head: HTTPRequestHead, tenant: Tenant, first: SessionResumption, context: ChannelHandlerContext) {
+        let requestID = first.requestID
         phase = .authenticating
         let identity = state.identity
         let configuration = tenant.configuration
@@ -501,7 +513,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 refuseBrokenRequest(context: context)
                 return
             }
-            startRequest(head, context: context, resumed: answer)
+            var resumption = first
+            resumption.answer = answer
+            startRequest(head, context: context, resumed: resumption)
             takePipelinedRequests()
         }
     }

@@ -72,8 +72,8 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw Failure(description: "gatehouse: \(error)")
         }
-        // Once per process: whatever records through swift-metrics (the gateway, postgres-nio) lands in the registry
-        // the admin listener serves.
+        // Once per process: whatever records through swift-metrics (the gateway, and any library that does) lands
+        // in the registry the admin listener serves.
         if let registry = server.metricsRegistry { MetricsSystem.bootstrap(registry) }
         // The store's background work first: the group stops services in reverse order, so it outlives the drain.
         var configuration = ServiceGroupConfiguration(

@@ -142,7 +142,7 @@ struct Users: AsyncParsableCommand {
                         }
                     }
                 }
-                if imported > 0 { try await identity.recordImport(tenant: tenant, count: imported, skipped: problems.count) }
+                if imported > 0 { await identity.recordImport(tenant: tenant, count: imported, skipped: problems.count) }
                 return (imported, problems)
             }
             for problem in problems { FileHandle.standardError.write(Data((problem + "\n").utf8)) }

@@ -30,6 +30,7 @@ import Testing
         ("audit_log: ../tenants/acme.yaml/audit.log", "gatehouse.yaml:4: 'audit_log': the folder {ROOT}/tenants/acme.yaml does not exist"),
         ("audit_log: ../tenants", "gatehouse.yaml:4: 'audit_log': {ROOT}/tenants is a folder; name a file in it"),
         ("audit_log: \"\"", "gatehouse.yaml:4: 'audit_log' must be stdout, off, or a file path"),
+        ("audit_log: false", "gatehouse.yaml:4: 'audit_log': write off, stdout or a file path, not false"),
         ("audit_log: [stdout]", "gatehouse.yaml:4: 'audit_log' must be a single value, not a list or mapping"),
         ("audit_retention: 0s", "gatehouse.yaml:4: 'audit_retention' must be more than 1h"),
         ("audit_retention: 10m", "gatehouse.yaml:4: 'audit_retention' must be more than 1h"),

@@ -64,6 +64,11 @@ import Testing
             seen.insert(String(context.traceID))
         }
         #expect(seen.count == 10_000)
+        // Every connection (or HTTP/2 stream) has a generator of its own: they never repeat each other.
+        var others = (0..<100).map { _ in TraceContextGenerator() }
+        let firsts = Set((0..<100).map { String(others[$0].next().traceID) })
+        #expect(firsts.count == 100)
+        #expect(firsts.isDisjoint(with: seen))
     }
 
     @Test func theUpstreamGetsTheContextAndTheClientsStateOnlyWithItsOwnTrace() {

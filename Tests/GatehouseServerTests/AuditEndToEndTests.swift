@@ -1,5 +1,5 @@
 import Foundation
-import GatehouseIdentity
+@testable import GatehouseIdentity
 import GatehouseTestSupport
 import Testing
 
@@ -136,6 +136,30 @@ import Testing
                 "/auth/signup", #"{"email":"ann@acme.test","password":"a long password"}"#, headers: [("X-Forwarded-For", "198.51.100.1")])
             let stored = try await gateway.server.state.identity.store.auditEvents(AuditQuery(tenant: "acme"))
             #expect(stored.first?.ip == "127.0.0.1", "a forged X-Forwarded-For from anyone else is ignored")
+        }
+    }
+
+    @Test func aFloodOfRefusalsThatCostNothingStoresOneEventAMinuteAndCountsTheRest() async throws {
+        try await withAuthGateway { gateway in
+            for _ in 0..<20 {
+                #expect(try await gateway.post("/auth/signup", host: "closed.test", #"{"email":"x@closed.test","password":"a long password"}"#).status == 403)
+            }
+            let refused = try await gateway.server.state.identity.store.auditEvents(AuditQuery(tenant: "closed"))
+            #expect(refused.map(\.event) == [.signupError])
+            #expect(refused.first?.error == "signup_disabled")
+            #expect(gateway.auditLines().filter { $0["tenant"] as? String == "closed" }.count == 1, "the log is throttled alike")
+            // Another client is another key.
+            let throttle = AuditThrottle(window: .seconds(60))
+            let first = AuditEvent(.signupError, tenant: "t", context: .request(ip: "192.0.2.1", userAgent: nil, requestID: nil, traceID: nil), error: "x", time: 0)
+            var later = first
+            later.time = 61_000
+            var other = first
+            other.ip = "192.0.2.2"
+            #expect(throttle.admit(first) == 0)
+            #expect(throttle.admit(first) == nil)
+            #expect(throttle.admit(other) == 0)
+            #expect(throttle.admit(first) == nil)
+            #expect(throttle.admit(later) == 2, "a minute on: stored, saying two were left out")
         }
     }
 }

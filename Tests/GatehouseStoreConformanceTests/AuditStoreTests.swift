@@ -100,4 +100,35 @@ import Testing
         #expect(left.map { $0.details?["index"] } == ["5", "6", "7", "8", "9"])
         #expect(try await store.deleteAuditEvents(before: now + 1) == 6, "the rest, and globex's")
     }
+
+    /// Wrong passwords racing on one address: one `lockout`, from the attempt whose reservation filled the window;
+    /// the attempts refused after it store one `login_error locked` between them (they cost nothing).
+    @Test(arguments: StoreKind.allCases) func concurrentFailuresLockOnceAndAFloodAtALockedAddressStoresOneEvent(_ kind: StoreKind) async throws {
+        let fixture = try await IdentityFixture.make(kind, tenantExtra: "lockout: {max_failures: 3, window: 15m}\n")
+        defer { Task { await fixture.close() } }
+        _ = try await fixture.identity.signUp(tenant: fixture.tenant, email: "eve@acme.test", password: "long enough pw", name: nil)
+        let identity = fixture.identity
+        let tenant = fixture.tenant
+        let outcomes = await withTaskGroup(of: String.self) { group in
+            for _ in 0..<12 {
+                group.addTask {
+                    do {
+                        _ = try await identity.logIn(tenant: tenant, email: "eve@acme.test", password: "wrong password!", context: Self.request)
+                        return "success"
+                    } catch IdentityError.lockedOut {
+                        return "locked"
+                    } catch {
+                        return "invalid"
+                    }
+                }
+            }
+            return await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 == "invalid" }.count == 3)
+        #expect(outcomes.filter { $0 == "locked" }.count == 9)
+        let events = try await identity.store.auditEvents(AuditQuery(tenant: "acme", email: "eve@acme.test"))
+        #expect(events.filter { $0.event == .lockout }.count == 1)
+        #expect(events.filter { $0.event == .loginError && $0.error == "invalid_credentials" }.count == 3)
+        #expect(events.filter { $0.event == .loginError && $0.error == "locked" }.count == 1, "nine refusals, one stored")
+    }
 }

@@ -17,13 +17,14 @@ import Testing
             }
             return try await group.reduce(into: [LoginAttemptReservation]()) { $0.append($1) }
         }
-        #expect(results.filter { $0 == .reserved }.count == 3)
+        #expect(results.filter { if case .reserved = $0 { true } else { false } }.count == 3)
+        #expect(Set(results.compactMap { if case .reserved(let failures) = $0 { failures } else { nil } }) == [1, 2, 3], "each saw its own place")
         #expect(results.filter { $0 == .full(oldest: 1_000) }.count == 17)
         try await store.releaseLoginAttempt(tenant: "acme", emailKey: "a@acme.test", at: 1_000)
         #expect(try await store.loginFailures(tenant: "acme", emailKey: "a@acme.test", since: 0).count == 2)
-        #expect(try await store.reserveLoginAttempt(tenant: "acme", emailKey: "a@acme.test", at: 1_001, windowStart: 901, limit: 3) == .reserved)
+        #expect(try await store.reserveLoginAttempt(tenant: "acme", emailKey: "a@acme.test", at: 1_001, windowStart: 901, limit: 3) == .reserved(failures: 3))
         // A window that has moved on forgets the old failures.
-        #expect(try await store.reserveLoginAttempt(tenant: "acme", emailKey: "a@acme.test", at: 2_000, windowStart: 1_500, limit: 3) == .reserved)
+        #expect(try await store.reserveLoginAttempt(tenant: "acme", emailKey: "a@acme.test", at: 2_000, windowStart: 1_500, limit: 3) == .reserved(failures: 1))
         #expect(try await store.loginFailures(tenant: "acme", emailKey: "a@acme.test", since: 0) == [2_000])
     }
 
