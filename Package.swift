@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "GatehouseTokens", targets: ["GatehouseTokens"]),
         .library(name: "GatehouseBrowser", targets: ["GatehouseBrowser"]),
         .library(name: "GatehouseConfiguration", targets: ["GatehouseConfiguration"]),
+        // For Benchmarks/: what recording a request's metrics costs, in isolation.
+        .library(name: "GatehouseMetrics", targets: ["GatehouseMetrics"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

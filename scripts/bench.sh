@@ -185,13 +185,14 @@ YAML
         -d '{"email":"ab@example.com","password":"bench-password-1"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
     kill -TERM "$pid"; wait "$pid" || true
     ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-    # measure NAME PID URL [wrk args...]: 2 s warm-up, 10 s measured; prints req/s and the server's CPU µs per request.
+    # measure NAME PID URL [wrk args...]: 2 s warm-up, 10 s (DURATION) measured; prints req/s and the server's CPU µs
+    # per request.
     measure() {
         local name=$1 pid=$2 url=$3; shift 3
         wrk -t1 -c64 -d2s "$@" "$url" >/dev/null
         local before after out rps requests
         before=$(ticks "$pid")
-        out=$(wrk -t1 -c64 -d10s "$@" "$url")
+        out=$(wrk -t1 -c64 -d"${DURATION:-10s}" "$@" "$url")
         after=$(ticks "$pid")
         rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
         requests=$(awk '/requests in/{print $1}' <<<"$out")
