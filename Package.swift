@@ -98,6 +98,17 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
+        // Account e-mail (§11): the message builder, SMTP submission over SwiftNIO and the webhook transport.
+        .target(
+            name: "GatehouseMail",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Tenant resolution, routing, path normalisation and the upstream side of forwarding.
         .target(
             name: "GatehouseProxy",
@@ -210,6 +221,10 @@ let package = Package(
                 "GatehouseIdentity", "GatehouseSQLiteStore", "GatehousePostgresStore", "GatehouseTokens", "GatehouseConfiguration",
                 "GatehouseTestSupport", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
+        ),
+        .testTarget(
+            name: "GatehouseMailTests",
+            dependencies: ["GatehouseMail", "GatehouseTestSupport", .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .testTarget(
             name: "GatehouseMetricsTests",

@@ -183,7 +183,7 @@ public final class WebDriver: @unchecked Sendable {
 }
 
 /// A loopback port nobody listens on right now.
-func freeLoopbackPort() throws -> Int {
+public func freeLoopbackPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw WebDriver.Failure(description: "socket() failed") }
     defer { close(fd) }
