@@ -106,6 +106,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -224,7 +225,10 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseMailTests",
-            dependencies: ["GatehouseMail", "GatehouseTestSupport", .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: [
+                "GatehouseMail", "GatehouseTestSupport", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "GatehouseMetricsTests",

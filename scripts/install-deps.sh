@@ -13,6 +13,8 @@ command -v chromium >/dev/null 2>&1 || packages+=(chromium)    # the browser tes
 command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)   # ...driven over WebDriver
 # An independent parser of the /metrics exposition format, for the metrics tests (Debian's python3, not the PATH's).
 /usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1 || packages+=(python3-prometheus-client)
+# A real SMTP server for the mail tests (aiosmtpd, run with Debian's python3).
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || packages+=(python3-aiosmtpd)
 if ((${#packages[@]})); then
     if [ "$(id -u)" != 0 ]; then
         echo "missing: ${packages[*]} (run as root, or: sudo apt-get install ${packages[*]})" >&2
