@@ -138,7 +138,12 @@ final class PostgresConnectivity: Sendable {
     /// host or database, TLS the server does not offer), so it can exit with the reason.
     func probe() async throws {
         let connection = try await connect(id: 0)
-        try await connection.query("SELECT 1", logger: logger)
+        do {
+            try await connection.query("SELECT 1", logger: logger)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
         try? await connection.close()
     }
 
@@ -162,7 +167,10 @@ final class PostgresConnectivity: Sendable {
             do {
                 // A server that accepts the socket but never answers (a paused container) must not hold this loop.
                 let id = connectionID
-                let connection = try await Self.withDeadline(.seconds(5)) { try await self.connect(id: id) }
+                // A connection that opens after the deadline is closed, and kept until it is (postgres-nio asserts that).
+                let connection = try await Self.withDeadline(.seconds(5), discardLate: { late in try? await late.close() }) {
+                    try await self.connect(id: id)
+                }
                 connected = true
                 var ending: any Error = IdentityStoreErrorDescription.failure("the listening connection ended")
                 do {
@@ -299,9 +307,12 @@ final class PostgresConnectivity: Sendable {
     /// stay pending: so the caller is answered at the deadline without waiting for `body` (which is cancelled,
     /// and `onTimeout` closes the connection it uses so it ends soon). This is the one place that runs work in
     /// unstructured tasks, because a structured child would hold the caller until it finished.
+    ///
+    /// `discardLate` receives a result that arrives after the caller was answered (a connection that opened just
+    /// too late must still be closed: postgres-nio asserts that none is dropped open, and it would leak).
     static func withDeadline<T: Sendable>(
         _ limit: Duration, abandonWhen abandon: @escaping @Sendable () -> Bool = { false }, onTimeout: @escaping @Sendable () -> Void = {},
-        _ body: @escaping @Sendable () async throws -> T
+        discardLate: @escaping @Sendable (T) async -> Void = { _ in }, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let race = DeadlineRace<T>()
         return try await withTaskCancellationHandler {
@@ -309,7 +320,8 @@ final class PostgresConnectivity: Sendable {
                 race.start(continuation)
                 let work = Task {
                     do {
-                        race.finish(.success(try await body()))
+                        let value = try await body()
+                        if !race.finish(.success(value)) { await discardLate(value) }
                     } catch {
                         race.finish(.failure(error))
                     }

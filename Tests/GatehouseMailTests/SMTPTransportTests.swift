@@ -89,7 +89,7 @@ import Testing
     }
 
     @Test func aServerThatIsDownOrNeverAnswersIsATransientError() async throws {
-        let closed = try PostgresTestServer.closedPort()
+        let closed = try freeLoopbackPort()
         do {
             try await Self.transport(.init(host: "127.0.0.1", port: closed, security: .startTLSWhenOffered)).send(try Self.mail())
             Issue.record("no error")

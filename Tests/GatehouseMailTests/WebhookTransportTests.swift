@@ -99,7 +99,7 @@ import Testing
             #expect(error.isTransient)
         }
         try await silent.close()
-        let closed = try PostgresTestServer.closedPort()
+        let closed = try freeLoopbackPort()
         do {
             try await WebhookTransport(url: URL(string: "http://127.0.0.1:\(closed)/")!, group: MultiThreadedEventLoopGroup.singleton).send(Self.mail)
             Issue.record("no error")

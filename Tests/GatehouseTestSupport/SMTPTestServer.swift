@@ -56,8 +56,8 @@ public final class SMTPTestServer: @unchecked Sendable {
         guard posix_spawn(&pid, "/usr/bin/python3", &actions, nil, argv, environ) == 0 else {
             throw Failure(description: "cannot run /usr/bin/python3 (is python3-aiosmtpd installed?)")
         }
-        // Ready when the port accepts a connection.
-        for _ in 0..<200 {
+        // Ready when the port accepts a connection: within 20 s, however loaded the machine.
+        for _ in 0..<800 {
             if (try? RawConnection(port: port, receiveTimeout: 1)) != nil { return }
             usleep(25_000)
         }
