@@ -1,25 +1,58 @@
 #!/usr/bin/env bash
-# The test command. Every suite runs in parallel, except those that assert a time bound (a revocation reaches
-# every replica within 500 ms, the store is back within 5 s of the database) and those that load the machine
-# themselves (1,200 requests for the metrics' series bound, 100 parallel scrapes): those run afterwards, one at a
-# time, so that on a 2-core machine they measure Gatehouse and not the other 200 tests, and do not starve them.
-# Prints the totals.
+# The test command. Three phases:
+#   1. every suite in parallel, except those below;
+#   2. the store conformance suite (every store test on SQLite and on a private PostgreSQL cluster), in parallel
+#      with itself only: its PostgreSQL fixtures are the heaviest tests, and once, in a fresh-clone run on the
+#      2-core machine, all of them stalled for good while running among 200 others (cause not found yet);
+#   3. one at a time, the suites that assert a time bound (a revocation reaches every replica within 500 ms, the
+#      store is back within 5 s of the database) and those that load the machine themselves (1,200 requests for the
+#      metrics' series bound, 100 parallel scrapes), so that on 2 cores they measure Gatehouse, not the other tests.
+# A phase that runs past its limit is stopped, its unfinished tests are listed, and it runs once more; a second
+# stall fails the run. Prints the totals.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 timed='ReplicaTests|StoreMigrateTests|RevocationLatencyTests|PostgresStoreTests|disablingAUserFromAnotherProcessRevokesTheirTokens|randomPathsHostsAndMethodsAddNoSeries|aHundredParallelScrapesDuringReloadsAllParse'
+stores='GatehouseStoreConformanceTests'
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+
+# run_phase LIMIT ARGS...: `swift test --skip-build ARGS`, stopped after LIMIT and then tried once more.
+run_phase() {
+    local limit=$1; shift
+    local attempt phase_log code
+    for attempt in 1 2; do
+        phase_log="$(mktemp)"
+        timeout --kill-after=15s "$limit" swift test --skip-build "$@" 2>&1 | tee "$phase_log"
+        code=${PIPESTATUS[0]}
+        if [ "$code" != 124 ] && [ "$code" != 137 ]; then
+            cat "$phase_log" >>"$log"
+            rm -f "$phase_log"
+            return "$code"
+        fi
+        pkill -9 -f 'gatehousePackageTests.xctest' 2>/dev/null
+        echo "test phase stopped after $limit (attempt $attempt); tests that had not finished:"
+        grep -aoE '^◇ Test [^ (]+' "$phase_log" | sed 's/^◇ Test //' | sort -u >"$phase_log.started"
+        grep -aoE '^[✔✘] Test [^ (]+' "$phase_log" | sed -E 's/^[✔✘] Test //' | sort -u >"$phase_log.done"
+        comm -23 "$phase_log.started" "$phase_log.done" | sed 's/^/  /'
+        rm -f "$phase_log" "$phase_log.started" "$phase_log.done"
+    done
+    return 124
+}
+
 swift build --build-tests 2>&1 | tee -a "$log"
 status=${PIPESTATUS[0]}
 if [ "$status" = 0 ]; then
-    swift test --skip-build --skip "$timed" 2>&1 | tee -a "$log"
-    status=${PIPESTATUS[0]}
-    swift test --skip-build --no-parallel --filter "$timed" 2>&1 | tee -a "$log"
-    second=${PIPESTATUS[0]}
+    run_phase 15m --skip "$timed|$stores"
+    status=$?
+    run_phase 10m --filter "$stores" --skip "$timed"
+    second=$?
     [ "$status" = 0 ] && status=$second
+    run_phase 15m --no-parallel --filter "$timed"
+    third=$?
+    [ "$status" = 0 ] && status=$third
 fi
 # XCTest reports "Executed 0 tests" (every test uses Swift Testing); close with Swift Testing's own counts.
-total=$(grep -E 'Test run with [0-9]+ tests' "$log" | sed -E 's/.*Test run with ([0-9]+) tests.*/\1/' | awk '{ sum += $1 } END { if (NR) print sum }')
-failed=$(grep -E '^✘ Test .* failed after' "$log" | grep -cv 'Test run with')
+total=$(grep -aE 'Test run with [0-9]+ tests' "$log" | sed -E 's/.*Test run with ([0-9]+) tests.*/\1/' | awk '{ sum += $1 } END { if (NR) print sum }')
+failed=$(grep -aE '^✘ Test .* failed after' "$log" | grep -cv 'Test run with')
 [ -n "$total" ] && echo "tests: $((total - failed)) passed, $failed failed"
 exit "$status"

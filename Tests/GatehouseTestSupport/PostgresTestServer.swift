@@ -80,23 +80,11 @@ public final class PostgresTestServer: Sendable {
     /// The CA that signed a TLS server's certificate (PEM).
     public var caCertificatePath: String { folder + "/ca.pem" }
 
-    /// A CA and a server certificate it signs, with openssl; the key readable only by the server's owner.
+    /// A CA and a server certificate it signs for `localhost` only; the key readable only by the server's owner.
     private static func makeCertificates(in folder: String) throws {
-        let steps: [[String]] = [
-            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=Gatehouse test CA",
-             "-keyout", folder + "/ca.key", "-out", folder + "/ca.pem"],
-            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost", "-keyout", folder + "/server.key",
-             "-out", folder + "/server.csr"],
-            ["x509", "-req", "-in", folder + "/server.csr", "-CA", folder + "/ca.pem", "-CAkey", folder + "/ca.key", "-CAcreateserial", "-days", "2",
-             "-extfile", folder + "/san.cnf", "-out", folder + "/server.pem"],
-        ]
-        try "subjectAltName=DNS:localhost\n".write(toFile: folder + "/san.cnf", atomically: true, encoding: .utf8)
-        for step in steps {
-            let result = try execute("/usr/bin/openssl", step)
-            guard result.status == 0 else { throw Failure("openssl failed: \(result.output)") }
-        }
-        chmod(folder + "/server.key", 0o600)
-        chmod(folder + "/ca.pem", 0o644)
+        let authority = try TestCertificateAuthority(folder: folder, names: ["DNS:localhost"])
+        chmod(authority.serverKey, 0o600)
+        chmod(authority.caCertificate, 0o644)
         if getuid() == 0 { _ = try execute(systemProgram("chown"), ["-R", "postgres:postgres", folder]) }
     }
 
@@ -225,7 +213,7 @@ public final class PostgresTestServer: Sendable {
 
     /// Runs a program with its output in a file (a server it starts must not hold a pipe of ours open), by
     /// `posix_spawn` and `waitpid`: Foundation's `Process` can miss the exit of a short-lived `runuser` here.
-    private static func execute(_ program: String, _ arguments: [String], asPostgres: Bool = false) throws -> (status: Int32, output: String) {
+    static func execute(_ program: String, _ arguments: [String], asPostgres: Bool = false) throws -> (status: Int32, output: String) {
         var argv = [program] + arguments
         if asPostgres && getuid() == 0 { argv = [systemProgram("runuser"), "-u", "postgres", "--"] + argv }
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-pg-out-\(UUID().uuidString)").path
