@@ -6,23 +6,20 @@ import GatehouseProxy
 /// fixed `result` labels, for the JSON endpoints and the HTML forms alike.
 extension TenantMetrics {
     func countingLogin<Result>(_ attempt: () async throws -> Result) async throws -> Result {
-        do {
-            let result = try await attempt()
-            count(LoginResult.success)
-            return result
-        } catch {
-            if let outcome = LoginResult(error) { count(outcome) }
-            throw error
-        }
+        try await counting(attempt, success: { count(LoginResult.success) }, failure: { LoginResult($0).map(count) })
     }
 
     func countingSignup<Result>(_ attempt: () async throws -> Result) async throws -> Result {
+        try await counting(attempt, success: { count(SignupResult.success) }, failure: { SignupResult($0).map(count) })
+    }
+
+    private func counting<Result>(_ attempt: () async throws -> Result, success: () -> Void, failure: (any Error) -> Void?) async throws -> Result {
         do {
             let result = try await attempt()
-            count(SignupResult.success)
+            success()
             return result
         } catch {
-            if let outcome = SignupResult(error) { count(outcome) }
+            _ = failure(error)
             throw error
         }
     }

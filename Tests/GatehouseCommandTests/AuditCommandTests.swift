@@ -11,10 +11,6 @@ import Testing
           - {path: /, upstream: "http://127.0.0.1:1"}
         """
 
-    static func lines(_ text: String) -> [[String: Any]] {
-        text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
-
     @Test func commandsRecordTheirEventsAsTheCLIAndAuditPrintsThemNewestLast() async throws {
         let gateway = try GatehouseProcess(
             gateway: "password_hashing: {memory: 1MiB, iterations: 1}\naudit_log: ../audit.log\n", tenants: ["acme": Self.tenant])
@@ -36,7 +32,7 @@ import Testing
 
         let audit = try run(gatehouseBinary, ["audit"] + config)
         #expect(audit.status == 0, "\(audit.error)")
-        let events = Self.lines(audit.output)
+        let events = JSONLines.parse(audit.output)
         #expect(events.map { $0["event"] as? String } == ["user_added", "roles_changed", "users_imported", "key_rotated", "login", "user_disabled"])
         #expect(events.map { $0["actor"] as? String } == ["cli", "cli", "cli", "cli", "user", "cli"])
         #expect(events[1]["details"] as? [String: String] == ["roles": "billing", "previous": "admin"])
@@ -46,7 +42,7 @@ import Testing
         #expect(events[0]["ip"] is NSNull, "a command has no client address")
 
         // The same events, in the same order, on the shared audit log: written by four processes.
-        let logged = Self.lines(String(decoding: FileManager.default.contents(atPath: gateway.root.appendingPathComponent("audit.log").path) ?? Data(), as: UTF8.self))
+        let logged = JSONLines.read(gateway.root.appendingPathComponent("audit.log").path)
         #expect(logged.map { $0["event"] as? String } == events.map { $0["event"] as? String })
 
         let filtered: [([String], [String])] = [
@@ -58,7 +54,7 @@ import Testing
         for (arguments, expected) in filtered {
             let result = try run(gatehouseBinary, ["audit"] + config + arguments)
             #expect(result.status == 0)
-            #expect(Self.lines(result.output).map { $0["event"] as? String } == expected, "\(arguments)")
+            #expect(JSONLines.parse(result.output).map { $0["event"] as? String } == expected, "\(arguments)")
         }
         let bad: [([String], String)] = [
             (["--event", "nonsense"], "audit: --event 'nonsense' is not an audit event (one of: signup, signup_error"),
@@ -89,7 +85,7 @@ import Testing
         #expect(signup.status == 201)
         var lines: [[String: Any]] = []
         for _ in 0..<100 {
-            lines = Self.lines(String(decoding: FileManager.default.contents(atPath: output) ?? Data(), as: UTF8.self)).filter { $0["type"] as? String == "audit" }
+            lines = JSONLines.read(output).filter { $0["type"] as? String == "audit" }
             if !lines.isEmpty { break }
             try await Task.sleep(for: .milliseconds(50))
         }

@@ -76,7 +76,7 @@ import Testing
         }
         // The audit trail moved too, and new events follow the copied ones.
         let audit = try run(gatehouseBinary, ["audit", "--config", gateway.configPath, "--tenant", "acme", "--limit", "1000"])
-        let events = audit.output.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let events = JSONLines.parse(audit.output)
         #expect(
             events.map { $0["event"] as? String ?? "" } == [
                 "signup", "login", "signup", "session_start", "user_added", "login", "logout", "login", "login", "login",

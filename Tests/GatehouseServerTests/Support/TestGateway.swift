@@ -100,10 +100,7 @@ final class TestGateway {
 
     /// The audit-log lines written so far, parsed.
     func auditLines() -> [[String: Any]] {
-        guard let data = FileManager.default.contents(atPath: root.appendingPathComponent("audit.log").path) else { return [] }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
+        JSONLines.read(root.appendingPathComponent("audit.log").path)
     }
 
     func stop(gracePeriod: TimeAmount = .seconds(2)) async {
