@@ -35,7 +35,7 @@ let package = Package(
         // Parsing and validation of config/gatehouse.yaml and tenants/*.yaml.
         .target(
             name: "GatehouseConfiguration",
-            dependencies: ["GatehouseTokens", .product(name: "Yams", package: "Yams")]
+            dependencies: ["GatehouseTokens", "GatehouseMail", .product(name: "Yams", package: "Yams")]
         ),
         // System libraries: argon2id (Debian libargon2-dev) and libxcrypt's bcrypt (libcrypt-dev).
         .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
@@ -194,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseConfigurationTests",
-            dependencies: ["GatehouseConfiguration"]
+            dependencies: ["GatehouseConfiguration", "GatehouseMail"]
         ),
         .testTarget(
             name: "GatehouseTokensTests",

@@ -72,13 +72,15 @@ public struct GatewayConfiguration: Sendable {
     public var auditRetention: Duration = .seconds(90 * 86_400)
     /// Whether the tenants folder is polled for changes (SIGHUP always reloads). Gatehouse extension.
     public var watchTenants = true
+    /// How account e-mail leaves (§11); nil: e-mail features are off.
+    public var email: EmailConfiguration?
 
     /// The scheme clients use to reach the public listener.
     public var publicScheme: String { tls == nil ? "http" : "https" }
 
     static let allowedKeys = [
         "listen", "admin_listen", "tenants", "store", "master_key", "tls", "trusted_proxies", "limits", "access_log",
-        "audit_log", "audit_retention", "watch_tenants", "password_hashing",
+        "audit_log", "audit_retention", "watch_tenants", "password_hashing", "email",
     ]
 
     /// `stdout`, `off`, or a file whose folder exists and is writable (a file that exists must be a writable file):
@@ -194,6 +196,9 @@ public struct GatewayConfiguration: Sendable {
             configuration.auditRetention = value
         }
         if let node = mapping["watch_tenants"], let value = reader.bool(node, field: "watch_tenants") { configuration.watchTenants = value }
+        if let node = mapping["email"], !ConfigurationReader.isNull(node) {
+            configuration.email = EmailConfiguration.parse(node, reader, directory: directory)
+        }
         if case .postgres = configuration.store, configuration.masterKey == nil {
             // A key generated into one machine's data folder would leave every other replica unable to open the
             // signing keys it seals.

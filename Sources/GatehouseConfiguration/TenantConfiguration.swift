@@ -62,6 +62,8 @@ public struct TenantConfiguration: Sendable {
     public var lockout = Lockout()
     public var session = Session()
     public var branding: Branding
+    /// Account e-mail (§11): verification and password reset.
+    public var email = TenantEmailConfiguration()
     public var identityHeaders: [IdentityHeader]
     public var routes: [RouteConfiguration] = []
 
@@ -76,7 +78,7 @@ public struct TenantConfiguration: Sendable {
 
     static let allowedKeys = [
         "hosts", "issuer", "audience", "signup", "password", "tokens", "lockout", "session", "branding",
-        "identity_headers", "routes",
+        "identity_headers", "routes", "email", "password_reset",
     ]
 
     /// Whether a file name stem can be a tenant id.
@@ -150,6 +152,7 @@ extension TenantConfiguration {
         if let node = mapping["lockout"] { tenant.lockout = lockout(node, reader) }
         if let node = mapping["session"] { tenant.session = session(node, reader) }
         if let node = mapping["branding"] { tenant.branding = branding(node, reader, id: id) }
+        tenant.email = TenantEmailConfiguration.parse(email: mapping["email"], passwordReset: mapping["password_reset"], reader, gateway: gateway)
         if let node = mapping["identity_headers"] { tenant.identityHeaders = identityHeaders(node, reader) }
         if let node = mapping["routes"] { tenant.routes = routes(node, reader, tenant: tenant) }
         return tenant

@@ -1,5 +1,5 @@
 /// How a session protects itself (§2's `email.smtp`).
-public enum SMTPSecurity: Sendable, Equatable {
+public enum SMTPSecurity: Sendable, Hashable {
     /// `smtp://`: STARTTLS when the server offers it.
     case startTLSWhenOffered
     /// `smtp://...?starttls=required`: refuse to send without it.
