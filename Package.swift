@@ -56,6 +56,7 @@ let package = Package(
             dependencies: [
                 "GatehouseConfiguration",
                 "GatehouseTokens",
+                "GatehouseMail",
                 "CArgon2",
                 "CCrypt",
                 .product(name: "Logging", package: "swift-log"),
@@ -108,6 +109,7 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
         // Tenant resolution, routing, path normalisation and the upstream side of forwarding.

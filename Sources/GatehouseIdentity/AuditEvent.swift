@@ -124,6 +124,8 @@ public enum AuditEventKind: String, Sendable, CaseIterable {
     case passwordReset = "password_reset", emailVerified = "email_verified", sessionStart = "session_start", sessionEnd = "session_end"
     case userAdded = "user_added", userDisabled = "user_disabled", rolesChanged = "roles_changed", usersImported = "users_imported"
     case keyRotated = "key_rotated"
+    /// A message of §11 that could not be delivered: refused by the server, or still failing when its retries ran out.
+    case emailDeliveryError = "email_delivery_error"
 }
 
 /// Who caused an event: a user's request, an operator's command, or the gateway itself.

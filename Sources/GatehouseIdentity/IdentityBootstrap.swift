@@ -36,7 +36,7 @@ public enum IdentityBootstrap {
         return IdentityService(
             store: store, keys: keys, revocations: revocations, hasher: PasswordHasher(parameters: parameters),
             pool: HashingPool(threads: hashingThreads), formTokenKey: masterKey.derivedKey(purpose: "gatehouse form tokens v1"), revocationLag: revocationLag,
-            auditLog: auditLog, logger: logger)
+            auditLog: auditLog, accountMail: AccountMail(defaultFrom: configuration.email?.from, masterKey: masterKey), logger: logger)
     }
 
     /// `master_key` from the configuration; when it is empty, a key generated once into the data folder

@@ -11,13 +11,17 @@ public struct UserRecord: Sendable, Hashable {
     public var roles: [String]
     public var passwordHash: String
     public var disabled: Bool
+    /// Whether the user proved the address (§11): by a verification link or code, or a password reset. Users added
+    /// with the CLI or imported are verified; so are users who existed before the store recorded it.
+    public var emailVerified: Bool
     /// Seconds since 1970.
     public var createdAt: Int64
 
     public init(
         id: String = UUID().uuidString.lowercased(), tenant: String, email: String, name: String, roles: [String], passwordHash: String,
-        disabled: Bool = false, createdAt: Int64
+        disabled: Bool = false, emailVerified: Bool = false, createdAt: Int64
     ) {
+        self.emailVerified = emailVerified
         self.id = id
         self.tenant = tenant
         self.email = email

@@ -117,7 +117,7 @@ extension IdentityService {
 
     static func claims(of session: SessionRecord, user: UserRecord, tenant: TenantConfiguration) -> AccessTokenClaims {
         AccessTokenClaims(
-            iss: tenant.issuer, aud: tenant.audience, sub: user.id, email: user.email, name: user.name, roles: user.roles, tenant: tenant.id,
+            iss: tenant.issuer, aud: tenant.audience, sub: user.id, email: user.email, emailVerified: user.emailVerified, name: user.name, roles: user.roles, tenant: tenant.id,
             sid: session.sid, iat: session.createdAt, exp: session.expiresAt, jti: "")
     }
 

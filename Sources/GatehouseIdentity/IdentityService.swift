@@ -24,6 +24,14 @@ public enum IdentityError: Error, Equatable, Sendable {
     case invalidRole(String)
     /// A display name with a control character, or too long.
     case invalidName
+    /// A reset or verification code or link that is wrong, spent, replaced or expired (§11).
+    case invalidAccountCode
+    /// A code that is not 8 digits.
+    case malformedCode
+    /// The tenant has `password_reset.enabled: false`, or the process no e-mail transport.
+    case passwordResetDisabled
+    /// The right password, but the tenant requires a verified address and this one is not (§11).
+    case emailUnverified
 }
 
 /// The token response of §4.
@@ -60,6 +68,8 @@ public final class IdentityService: Sendable {
     private let revocationLag: CoreMetrics.Timer?
     /// Where audit lines go once their events are stored (`audit_log`).
     public let auditLog: AuditLog
+    /// Account e-mail (§11): sender, keys, templates and the queue of requests.
+    public let accountMail: AccountMail
     private let refusalThrottle = AuditThrottle()
 
     /// Password hashes queued or running now.
@@ -68,8 +78,10 @@ public final class IdentityService: Sendable {
     public init(
         store: any IdentityStore, keys: SigningKeyManager, revocations: RevocationList, hasher: PasswordHasher, pool: HashingPool,
         sessions: SessionCache = SessionCache(), formTokenKey: SymmetricKey = SymmetricKey(size: .bits256),
-        revocationLag: CoreMetrics.Timer? = nil, auditLog: AuditLog = .off, logger: Logger = Logger(label: "gatehouse.identity")
+        revocationLag: CoreMetrics.Timer? = nil, auditLog: AuditLog = .off, accountMail: AccountMail = .off(),
+        logger: Logger = Logger(label: "gatehouse.identity")
     ) {
+        self.accountMail = accountMail
         self.logger = logger
         self.auditLog = auditLog
         self.revocationLag = revocationLag
@@ -90,6 +102,16 @@ public final class IdentityService: Sendable {
     {
         do {
             let user = try await createAccount(tenant: tenant, email: email, password: password, name: name, context: context)
+            if tenant.email.sendsVerification && accountMail.defaultFrom != nil {
+                do {
+                    try await issueAccountCode(.verify, tenant: tenant, user: user, context: context)
+                } catch {
+                    // The account exists; the user can ask for the message again.
+                    logger.error(
+                        "the verification message of a new account could not be queued",
+                        metadata: ["tenant": "\(tenant.id)", "error": "\(IdentityStoreError.reason(of: error))"])
+                }
+            }
             return user
         } catch let error as IdentityError {
             await recordRefusedSignup(error, tenant: tenant, email: email, context: context)
@@ -151,7 +173,8 @@ public final class IdentityService: Sendable {
         try Self.checkName(name)
         try Self.checkPassword(password, tenant: tenant)
         let user = UserRecord(
-            tenant: tenant.id, email: address.canonical, name: name, roles: roles, passwordHash: try await hashOnPool(password), createdAt: Self.now())
+            tenant: tenant.id, email: address.canonical, name: name, roles: roles, passwordHash: try await hashOnPool(password), emailVerified: true,
+            createdAt: Self.now())
         try await insert(
             user, audit: [AuditEvent(.userAdded, tenant: tenant.id, context: context, userID: user.id, email: user.email, details: ["roles": roles.joined(separator: ",")])])
         return user
@@ -197,6 +220,11 @@ public final class IdentityService: Sendable {
             throw IdentityError.invalidCredentials
         }
         try await store.clearLoginFailures(tenant: tenant.id, emailKey: emailKey)
+        // Only after the right password: nobody else learns whether the address is verified, or exists.
+        if tenant.email.verification == .required && !user.emailVerified {
+            await recordEvents([AuditEvent(.loginError, tenant: tenant.id, context: context, userID: user.id, email: user.email, error: "unverified")])
+            throw IdentityError.emailUnverified
+        }
         if verification == .matchNeedsRehash {
             user.passwordHash = try await hashOnPool(password)
             try await store.updateUser(user)
@@ -403,6 +431,10 @@ public final class IdentityService: Sendable {
         case .unknownUser: "unknown_user"
         case .invalidRole: "invalid_role"
         case .invalidName: "invalid_name"
+        case .invalidAccountCode: "invalid_code"
+        case .malformedCode: "malformed_code"
+        case .passwordResetDisabled: "password_reset_disabled"
+        case .emailUnverified: "unverified"
         }
     }
 
@@ -450,6 +482,12 @@ public final class IdentityService: Sendable {
         auditLog.write(audit)
     }
 
+    /// ``revocationHorizon(_:now:)``, for a reset.
+    func revocationHorizonForReset(_ tenant: TenantConfiguration, now: Int64) -> Int64 { revocationHorizon(tenant, now: now) }
+
+    /// A reset's new password, hashed on the pool.
+    func hashNewPassword(_ password: String) async throws -> String { try await hashOnPool(password) }
+
     /// After this moment no access token issued now can be accepted any more, so the revocation can be forgotten.
     private func revocationHorizon(_ tenant: TenantConfiguration, now: Int64) -> Int64 {
         now + Int64(tenant.tokens.accessTTL.components.seconds + tenant.tokens.clockSkew.components.seconds) + 60
@@ -476,7 +514,7 @@ public final class IdentityService: Sendable {
         let key = try await keys.activeKey(for: tenant, now: now)
         let ttl = Int(tenant.tokens.accessTTL.components.seconds)
         let claims = AccessTokenClaims(
-            iss: tenant.issuer, aud: tenant.audience, sub: user.id, email: user.email, name: user.name, roles: user.roles, tenant: tenant.id,
+            iss: tenant.issuer, aud: tenant.audience, sub: user.id, email: user.email, emailVerified: user.emailVerified, name: user.name, roles: user.roles, tenant: tenant.id,
             sid: sid, iat: now, exp: now + Int64(ttl), jti: UUID().uuidString.lowercased())
         let token = try CompactJWS.sign(claims, with: key, type: TokenValidator.accessTokenType)
         return TokenGrant(accessToken: token, expiresIn: ttl, refreshToken: refreshToken, claims: claims)

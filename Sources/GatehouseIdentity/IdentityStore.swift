@@ -21,7 +21,7 @@ public protocol IdentityStore: Sendable {
     func user(tenant: String, email: String) async throws -> UserRecord?
     func user(tenant: String, id: String) async throws -> UserRecord?
     func users(tenant: String) async throws -> [UserRecord]
-    /// Writes name, roles, password hash and the disabled flag of an existing user.
+    /// Writes name, roles, password hash, the disabled flag and `email_verified` of an existing user.
     func updateUser(_ user: UserRecord, audit: [AuditEvent]) async throws
 
     /// Starts a login with its first refresh token.
@@ -72,6 +72,35 @@ public protocol IdentityStore: Sendable {
     /// Makes `key` the tenant's active key. When `onlyIfNoneActive`, does nothing if another replica got there
     /// first (returns false); otherwise retires the active key, which verifies until `previousVerifiesUntil`.
     func activateSigningKey(_ key: StoredSigningKey, onlyIfNoneActive: Bool, previousVerifiesUntil: Int64, audit: [AuditEvent]) async throws -> Bool
+
+    /// Stores a reset or verification request (§11), replacing the previous one of its address and purpose, and
+    /// queues its message, atomically; unless a message for this address (any purpose) was queued less than
+    /// `minimumInterval` seconds before `code.createdAt`, in which case nothing changes and it returns false.
+    func issueAccountCode(_ code: AccountCodeRecord, mail: OutboxMessage, minimumInterval: Int64, audit: [AuditEvent]) async throws -> Bool
+    /// The live request of this address and purpose if `codeHash` is its code. A wrong code counts as a failure,
+    /// atomically across processes, and the `maximumFailures`th deletes the request (§11: five wrong codes spend it).
+    func checkAccountCode(tenant: String, emailKey: String, purpose: AccountCodePurpose, codeHash: String, now: Int64, maximumFailures: Int)
+        async throws -> AccountCodeCheck
+    /// The live request whose link token hashes to `tokenHash`.
+    func accountCode(tenant: String, purpose: AccountCodePurpose, tokenHash: String, now: Int64) async throws -> AccountCodeRecord?
+    /// Spends `code` (both its code and its link) and applies `completion` to its user, in one transaction. Returns
+    /// the logins it revoked, or nil when the request is no longer live (spent, replaced or expired meanwhile) or
+    /// its user is gone or disabled: then nothing changes.
+    func completeAccountCode(_ code: AccountCodeRecord, now: Int64, completion: AccountCodeCompletion) async throws -> [String]?
+    /// Forgets requests that expired before `now`; returns how many.
+    func deleteAccountCodes(expiredBy now: Int64) async throws -> Int
+
+    /// Queues messages that go with no other change.
+    func enqueueMail(_ messages: [OutboxMessage]) async throws
+    /// Claims up to `limit` messages due at `now` for `lease` seconds: until then no other process (or later call)
+    /// claims them, so one message is sent by one replica at a time.
+    func claimMail(now: Int64, lease: Int64, limit: Int) async throws -> [OutboxMessage]
+    /// Removes a message that was sent, or is given up (with the audit events that say so).
+    func finishMail(id: String, audit: [AuditEvent]) async throws
+    /// Schedules another attempt at a message.
+    func retryMail(id: String, attempts: Int, nextAttemptAt: Int64, lastError: String) async throws
+    /// How many messages wait in the outbox.
+    func pendingMailCount() async throws -> Int
 
     /// Records events whose change is already on record, or that change nothing (a refused sign-up, a wrong password).
     func insertAuditEvents(_ events: [AuditEvent]) async throws

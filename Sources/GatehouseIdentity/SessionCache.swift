@@ -83,6 +83,11 @@ public final class SessionCache: Sendable {
         _ = entries.withLock { $0.removeValue(forKey: hash) }
     }
 
+    /// Forgets a user's sessions (their claims changed: a verified address), so the next use reads them again.
+    func removeAll(userID: String) {
+        entries.withLock { entries in entries = entries.filter { $0.value.session.record.userID != userID } }
+    }
+
     /// How stale the stored last use may get: a tenth of the idle timeout, at most a minute, so a busy session costs
     /// at most one store write a minute and the idle timeout is still measured to within a tenth of itself.
     static func touchInterval(idleTimeout: Int64) -> Int64 {

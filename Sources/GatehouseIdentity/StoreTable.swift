@@ -21,7 +21,7 @@ public struct StoreTable: Sendable, Equatable {
     /// The tables every store holds and their columns, parents before children (logins need users). Both stores
     /// create exactly these; flags are integers 0/1 here.
     public static let schema: [(name: String, columns: [String])] = [
-        ("users", ["id", "tenant", "email", "email_key", "name", "roles", "password_hash", "disabled", "created_at"]),
+        ("users", ["id", "tenant", "email", "email_key", "name", "roles", "password_hash", "disabled", "email_verified", "created_at"]),
         ("logins", ["sid", "tenant", "user_id", "created_at", "revoked"]),
         ("refresh_tokens", ["hash", "tenant", "sid", "user_id", "expires_at", "spent"]),
         ("sessions", ["hash", "tenant", "sid", "user_id", "created_at", "last_seen_at", "expires_at"]),
@@ -32,6 +32,11 @@ public struct StoreTable: Sendable, Equatable {
         (
             "audit_events",
             ["id", "tenant", "at_ms", "event", "user_id", "email", "sid", "ip", "user_agent", "request_id", "trace_id", "actor", "error", "details"]
+        ),
+        ("account_codes", ["tenant", "email_key", "purpose", "user_id", "code_hash", "token_hash", "created_at", "expires_at", "failures"]),
+        (
+            "mail_outbox",
+            ["id", "tenant", "kind", "user_id", "email", "sealed_message", "created_at", "give_up_at", "attempts", "next_attempt_at", "last_error"]
         ),
     ]
 }

@@ -4,7 +4,7 @@ import PostgresNIO
 /// `gatehouse store migrate`: filling an empty PostgreSQL store from another store's tables.
 extension PostgresIdentityStore {
     /// Flags are integers in ``StoreTable``; booleans here.
-    private static let booleanColumns: Set<String> = ["disabled", "revoked", "spent"]
+    private static let booleanColumns: Set<String> = ["disabled", "revoked", "spent", "email_verified"]
 
     /// How many rows each Gatehouse table holds (the schema must exist: ``prepare()``).
     public func rowCounts() async throws -> [String: Int] {

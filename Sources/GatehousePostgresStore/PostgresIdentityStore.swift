@@ -65,9 +65,9 @@ public final class PostgresIdentityStore: IdentityStore {
                     if !conflicted.isEmpty { throw IdentityStoreError.emailTaken }
                     try await connection.query(
                         """
-                        INSERT INTO users (id, tenant, email, email_key, name, roles, password_hash, disabled, created_at)
+                        INSERT INTO users (id, tenant, email, email_key, name, roles, password_hash, disabled, email_verified, created_at)
                         VALUES (\(user.id), \(user.tenant), \(user.email), \(user.emailKey), \(user.name), \(user.encodedRoles),
-                                \(user.passwordHash), \(user.disabled), \(user.createdAt))
+                                \(user.passwordHash), \(user.disabled), \(user.emailVerified), \(user.createdAt))
                         """, logger: logger)
                     try await Self.insert(audit, connection, logger)
                 }
@@ -106,7 +106,7 @@ public final class PostgresIdentityStore: IdentityStore {
                 let changed = try await connection.query(
                     """
                     UPDATE users SET name = \(user.name), roles = \(user.encodedRoles), password_hash = \(user.passwordHash),
-                        disabled = \(user.disabled) WHERE id = \(user.id) AND tenant = \(user.tenant) RETURNING 1
+                        disabled = \(user.disabled), email_verified = \(user.emailVerified) WHERE id = \(user.id) AND tenant = \(user.tenant) RETURNING 1
                     """, logger: logger
                 ).collect().count
                 if changed > 0 { try await Self.insert(audit, connection, logger) }
@@ -462,7 +462,7 @@ public final class PostgresIdentityStore: IdentityStore {
     /// postgres-nio does not abandon a query on cancellation, so the timeout closes the leased connection: the query
     /// fails at once and the pool opens another.
     @discardableResult
-    private func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T) async throws -> T {
+    func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T) async throws -> T {
         if let failure = connectivity.failure { throw IdentityStoreError.unavailable(failure) }
         let logger = self.logger
         do {
@@ -509,7 +509,7 @@ public final class PostgresIdentityStore: IdentityStore {
             """, logger: logger)
     }
 
-    private static func revoke(sids: [String], until: Int64, _ connection: PostgresConnection, _ logger: Logger) async throws {
+    static func revoke(sids: [String], until: Int64, _ connection: PostgresConnection, _ logger: Logger) async throws {
         for sid in sids {
             try await connection.query("UPDATE logins SET revoked = true WHERE sid = \(sid)", logger: logger)
             try await recordRevocation(kind: "sid", value: sid, until: until, connection, logger)

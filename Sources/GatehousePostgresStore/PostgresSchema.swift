@@ -124,6 +124,42 @@ enum PostgresSchema {
                 "CREATE INDEX audit_events_by_tenant_time ON audit_events(tenant, at_ms)",
                 "CREATE INDEX audit_events_by_time ON audit_events(at_ms)",
             ]),
+        Migration(
+            version: 3, name: "account e-mail",
+            statements: [
+                // Users who existed before the store recorded verification were accepted under the rules of their time.
+                "ALTER TABLE users ADD COLUMN email_verified BOOLEAN NOT NULL DEFAULT true",
+                """
+                CREATE TABLE account_codes (
+                    tenant TEXT NOT NULL,
+                    email_key TEXT NOT NULL,
+                    purpose TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    code_hash TEXT NOT NULL,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    failures INTEGER NOT NULL DEFAULT 0,
+                    PRIMARY KEY (tenant, email_key, purpose)
+                )
+                """,
+                """
+                CREATE TABLE mail_outbox (
+                    id TEXT PRIMARY KEY,
+                    tenant TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    user_id TEXT,
+                    email TEXT NOT NULL,
+                    sealed_message BYTEA NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    give_up_at BIGINT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at BIGINT NOT NULL,
+                    last_error TEXT
+                )
+                """,
+                "CREATE INDEX mail_outbox_due ON mail_outbox(next_attempt_at)",
+            ]),
     ]
 
     /// Applies the pending migrations in one transaction under an advisory lock: replicas starting together wait

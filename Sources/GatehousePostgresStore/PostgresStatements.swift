@@ -7,14 +7,14 @@ import PostgresNIO
 
 /// The columns of a user row, in the order ``UserColumns/decode(_:)`` reads them.
 enum UserColumns {
-    static let list = "id, tenant, email, name, roles, password_hash, disabled, created_at"
+    static let list = "id, tenant, email, name, roles, password_hash, disabled, email_verified, created_at"
 
     static func decode(_ row: PostgresRow) throws -> UserRecord {
-        let (id, tenant, email, name, roles, passwordHash, disabled, createdAt) = try row.decode(
-            (String, String, String, String, String, String, Bool, Int64).self)
+        let (id, tenant, email, name, roles, passwordHash, disabled, emailVerified, createdAt) = try row.decode(
+            (String, String, String, String, String, String, Bool, Bool, Int64).self)
         return UserRecord(
             id: id, tenant: tenant, email: email, name: name, roles: UserRecord.decodeRoles(roles), passwordHash: passwordHash, disabled: disabled,
-            createdAt: createdAt)
+            emailVerified: emailVerified, createdAt: createdAt)
     }
 }
 

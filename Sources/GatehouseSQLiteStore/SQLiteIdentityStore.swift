@@ -174,6 +174,11 @@ public final class SQLiteIdentityStore: IdentityStore {
                     CREATE INDEX audit_events_by_time ON audit_events(at_ms);
                     """)
         }
+        migrator.registerMigration("v6: account e-mail") { db in
+            // Users who existed before the store recorded verification keep working where a tenant turns
+            // `verification: required` on: they were accepted under the rules of their time.
+            try db.execute(sql: AccountEmailSchema.sqlite)
+        }
         return migrator
     }
 
@@ -239,12 +244,12 @@ public final class SQLiteIdentityStore: IdentityStore {
                 if conflicted { throw IdentityStoreError.emailTaken }
                 try db.execute(
                     sql: """
-                        INSERT INTO users (id, tenant, email, email_key, name, roles, password_hash, disabled, created_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO users (id, tenant, email, email_key, name, roles, password_hash, disabled, email_verified, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         user.id, user.tenant, user.email, user.emailKey, user.name, user.encodedRoles, user.passwordHash,
-                        user.disabled, user.createdAt,
+                        user.disabled, user.emailVerified, user.createdAt,
                     ])
                 try Self.insert(audit, db)
             }
@@ -275,8 +280,8 @@ public final class SQLiteIdentityStore: IdentityStore {
     public func updateUser(_ user: UserRecord, audit: [AuditEvent]) async throws {
         let changed = try await pool.write { db in
             try db.execute(
-                sql: "UPDATE users SET name = ?, roles = ?, password_hash = ?, disabled = ? WHERE id = ? AND tenant = ?",
-                arguments: [user.name, user.encodedRoles, user.passwordHash, user.disabled, user.id, user.tenant])
+                sql: "UPDATE users SET name = ?, roles = ?, password_hash = ?, disabled = ?, email_verified = ? WHERE id = ? AND tenant = ?",
+                arguments: [user.name, user.encodedRoles, user.passwordHash, user.disabled, user.emailVerified, user.id, user.tenant])
             let changed = db.changesCount
             // No user, no change: nothing to record either (the caller is told by the throw below).
             if changed > 0 { try Self.insert(audit, db) }
@@ -555,6 +560,178 @@ public final class SQLiteIdentityStore: IdentityStore {
         }
     }
 
+    // MARK: Account e-mail
+
+    public func issueAccountCode(_ code: AccountCodeRecord, mail: OutboxMessage, minimumInterval: Int64, audit: [AuditEvent]) async throws -> Bool {
+        try await pool.writeWithoutTransaction { db in
+            var issued = false
+            // Under the write lock from the start: two requests at once cannot both find the address quiet.
+            try db.inTransaction(.immediate) {
+                let last = try Int64.fetchOne(
+                    db, sql: "SELECT MAX(created_at) FROM account_codes WHERE tenant = ? AND email_key = ?", arguments: [code.tenant, code.emailKey])
+                if let last, code.createdAt - last < minimumInterval { return .commit }
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO account_codes
+                            (tenant, email_key, purpose, user_id, code_hash, token_hash, created_at, expires_at, failures)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
+                        """,
+                    arguments: [
+                        code.tenant, code.emailKey, code.purpose.rawValue, code.userID, code.codeHash, code.tokenHash, code.createdAt, code.expiresAt,
+                    ])
+                try Self.insert([mail], db)
+                try Self.insert(audit, db)
+                issued = true
+                return .commit
+            }
+            return issued
+        }
+    }
+
+    public func checkAccountCode(tenant: String, emailKey: String, purpose: AccountCodePurpose, codeHash: String, now: Int64, maximumFailures: Int)
+        async throws -> AccountCodeCheck
+    {
+        try await pool.writeWithoutTransaction { db in
+            var check = AccountCodeCheck.invalid
+            try db.inTransaction(.immediate) {
+                let key: StatementArguments = [tenant, emailKey, purpose.rawValue]
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM account_codes WHERE tenant = ? AND email_key = ? AND purpose = ?", arguments: key),
+                    let record = Self.accountCode(row), record.expiresAt > now
+                else { return .commit }
+                if record.matchesCode(codeHash) {
+                    check = .valid(record)
+                } else if record.failures + 1 >= maximumFailures {
+                    try db.execute(sql: "DELETE FROM account_codes WHERE tenant = ? AND email_key = ? AND purpose = ?", arguments: key)
+                } else {
+                    try db.execute(
+                        sql: "UPDATE account_codes SET failures = failures + 1 WHERE tenant = ? AND email_key = ? AND purpose = ?", arguments: key)
+                }
+                return .commit
+            }
+            return check
+        }
+    }
+
+    public func accountCode(tenant: String, purpose: AccountCodePurpose, tokenHash: String, now: Int64) async throws -> AccountCodeRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM account_codes WHERE token_hash = ? AND tenant = ? AND purpose = ? AND expires_at > ?",
+                arguments: [tokenHash, tenant, purpose.rawValue, now]
+            ).flatMap(Self.accountCode)
+        }
+    }
+
+    public func completeAccountCode(_ code: AccountCodeRecord, now: Int64, completion: AccountCodeCompletion) async throws -> [String]? {
+        try await pool.writeWithoutTransaction { db in
+            var revoked: [String]?
+            try db.inTransaction(.immediate) {
+                try db.execute(
+                    sql: "DELETE FROM account_codes WHERE tenant = ? AND email_key = ? AND purpose = ? AND token_hash = ? AND expires_at > ?",
+                    arguments: [code.tenant, code.emailKey, code.purpose.rawValue, code.tokenHash, now])
+                guard db.changesCount == 1 else { return .rollback }
+                if let hash = completion.passwordHash {
+                    try db.execute(
+                        sql: "UPDATE users SET password_hash = ? WHERE id = ? AND tenant = ? AND disabled = 0", arguments: [hash, code.userID, code.tenant])
+                    guard db.changesCount == 1 else { return .rollback }
+                }
+                if completion.marksVerified {
+                    try db.execute(
+                        sql: "UPDATE users SET email_verified = 1 WHERE id = ? AND tenant = ? AND disabled = 0", arguments: [code.userID, code.tenant])
+                    guard db.changesCount == 1 else { return .rollback }
+                }
+                if completion.clearsLoginFailures {
+                    try db.execute(sql: "DELETE FROM login_failures WHERE tenant = ? AND email_key = ?", arguments: [code.tenant, code.emailKey])
+                }
+                var sids: [String] = []
+                if let until = completion.revokeLoginsUntil {
+                    sids = try String.fetchAll(
+                        db, sql: "SELECT sid FROM logins WHERE tenant = ? AND user_id = ? AND revoked = 0", arguments: [code.tenant, code.userID])
+                    try Self.revoke(sids: sids, until: until, db)
+                }
+                try Self.insert(completion.mail, db)
+                try Self.insert(completion.audit, db)
+                revoked = sids
+                return .commit
+            }
+            return revoked
+        }
+    }
+
+    public func deleteAccountCodes(expiredBy now: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM account_codes WHERE expires_at <= ?", arguments: [now])
+            return db.changesCount
+        }
+    }
+
+    public func enqueueMail(_ messages: [OutboxMessage]) async throws {
+        guard !messages.isEmpty else { return }
+        try await pool.write { db in try Self.insert(messages, db) }
+    }
+
+    public func claimMail(now: Int64, lease: Int64, limit: Int) async throws -> [OutboxMessage] {
+        try await pool.writeWithoutTransaction { db in
+            var claimed: [OutboxMessage] = []
+            try db.inTransaction(.immediate) {
+                claimed = try Row.fetchAll(
+                    db, sql: "SELECT * FROM mail_outbox WHERE next_attempt_at <= ? ORDER BY next_attempt_at, created_at LIMIT ?", arguments: [now, limit]
+                ).map(Self.outboxMessage)
+                for message in claimed {
+                    try db.execute(sql: "UPDATE mail_outbox SET next_attempt_at = ? WHERE id = ?", arguments: [now + lease, message.id])
+                }
+                return .commit
+            }
+            return claimed
+        }
+    }
+
+    public func finishMail(id: String, audit: [AuditEvent]) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM mail_outbox WHERE id = ?", arguments: [id])
+            try Self.insert(audit, db)
+        }
+    }
+
+    public func retryMail(id: String, attempts: Int, nextAttemptAt: Int64, lastError: String) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE mail_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                arguments: [attempts, nextAttemptAt, lastError, id])
+        }
+    }
+
+    public func pendingMailCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM mail_outbox") ?? 0 }
+    }
+
+    private static func insert(_ messages: [OutboxMessage], _ db: Database) throws {
+        for message in messages {
+            try db.execute(
+                sql: """
+                    INSERT INTO mail_outbox (id, tenant, kind, user_id, email, sealed_message, created_at, give_up_at, attempts, next_attempt_at, last_error)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    message.id, message.tenant, message.kind, message.userID, message.email, message.sealedMessage, message.createdAt, message.giveUpAt,
+                    message.attempts, message.nextAttemptAt, message.lastError,
+                ])
+        }
+    }
+
+    private static func accountCode(_ row: Row) -> AccountCodeRecord? {
+        guard let purpose = AccountCodePurpose(rawValue: row["purpose"]) else { return nil }
+        return AccountCodeRecord(
+            tenant: row["tenant"], emailKey: row["email_key"], purpose: purpose, userID: row["user_id"], codeHash: row["code_hash"],
+            tokenHash: row["token_hash"], createdAt: row["created_at"], expiresAt: row["expires_at"], failures: row["failures"])
+    }
+
+    private static func outboxMessage(_ row: Row) -> OutboxMessage {
+        OutboxMessage(
+            id: row["id"], tenant: row["tenant"], kind: row["kind"], userID: row["user_id"], email: row["email"], sealedMessage: row["sealed_message"],
+            createdAt: row["created_at"], giveUpAt: row["give_up_at"], attempts: row["attempts"], nextAttemptAt: row["next_attempt_at"],
+            lastError: row["last_error"])
+    }
+
     private static func insert(_ events: [AuditEvent], _ db: Database) throws {
         for event in events {
             try db.execute(
@@ -603,7 +780,7 @@ public final class SQLiteIdentityStore: IdentityStore {
     private static func user(_ row: Row) -> UserRecord {
         UserRecord(
             id: row["id"], tenant: row["tenant"], email: row["email"], name: row["name"], roles: UserRecord.decodeRoles(row["roles"]),
-            passwordHash: row["password_hash"], disabled: row["disabled"], createdAt: row["created_at"])
+            passwordHash: row["password_hash"], disabled: row["disabled"], emailVerified: row["email_verified"], createdAt: row["created_at"])
     }
 
     private static func key(_ row: Row) -> StoredSigningKey {

@@ -4,7 +4,7 @@ import Foundation
 /// injection and the discovery document (`claims_supported`) all use, so a claim cannot be accepted by one and
 /// missing in another.
 public enum AccessTokenClaim: String, CaseIterable, Sendable, Hashable {
-    case iss, aud, sub, email, name, roles, tenant, sid, iat, exp, jti
+    case iss, aud, sub, email, emailVerified = "email_verified", name, roles, tenant, sid, iat, exp, jti
 }
 
 /// The claims of a Gatehouse access token (§5).
@@ -14,6 +14,8 @@ public struct AccessTokenClaims: Sendable, Codable, Hashable {
     public var aud: [String]
     public var sub: String
     public var email: String
+    /// Whether the user proved the address (§11).
+    public var emailVerified: Bool
     public var name: String
     public var roles: [String]
     public var tenant: String
@@ -24,9 +26,10 @@ public struct AccessTokenClaims: Sendable, Codable, Hashable {
     public var jti: String
 
     public init(
-        iss: String, aud: String, sub: String, email: String, name: String, roles: [String], tenant: String, sid: String,
+        iss: String, aud: String, sub: String, email: String, emailVerified: Bool = false, name: String, roles: [String], tenant: String, sid: String,
         iat: Int64, exp: Int64, jti: String
     ) {
+        self.emailVerified = emailVerified
         self.iss = iss
         self.aud = [aud]
         self.sub = sub
@@ -41,7 +44,7 @@ public struct AccessTokenClaims: Sendable, Codable, Hashable {
         self.jti = jti
     }
 
-    enum CodingKeys: String, CodingKey { case iss, aud, sub, email, name, roles, tenant, sid, iat, exp, nbf, jti }
+    enum CodingKeys: String, CodingKey { case iss, aud, sub, email, emailVerified = "email_verified", name, roles, tenant, sid, iat, exp, nbf, jti }
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -53,6 +56,7 @@ public struct AccessTokenClaims: Sendable, Codable, Hashable {
         }
         sub = try container.decode(String.self, forKey: .sub)
         email = try container.decodeIfPresent(String.self, forKey: .email) ?? ""
+        emailVerified = try container.decodeIfPresent(Bool.self, forKey: .emailVerified) ?? false
         name = try container.decodeIfPresent(String.self, forKey: .name) ?? ""
         roles = try container.decodeIfPresent([String].self, forKey: .roles) ?? []
         tenant = try container.decode(String.self, forKey: .tenant)
@@ -69,6 +73,7 @@ public struct AccessTokenClaims: Sendable, Codable, Hashable {
         if aud.count == 1 { try container.encode(aud[0], forKey: .aud) } else { try container.encode(aud, forKey: .aud) }
         try container.encode(sub, forKey: .sub)
         try container.encode(email, forKey: .email)
+        try container.encode(emailVerified, forKey: .emailVerified)
         try container.encode(name, forKey: .name)
         try container.encode(roles, forKey: .roles)
         try container.encode(tenant, forKey: .tenant)
@@ -87,6 +92,7 @@ public struct AccessTokenClaims: Sendable, Codable, Hashable {
         case .aud: return aud.joined(separator: ",")
         case .sub: return sub
         case .email: return email
+        case .emailVerified: return emailVerified ? "true" : "false"
         case .name: return name
         case .roles: return roles.joined(separator: ",")
         case .tenant: return tenant

@@ -133,7 +133,7 @@ struct Users: AsyncParsableCommand {
                     case .success(let entry):
                         let user = UserRecord(
                             tenant: tenant.id, email: entry.email, name: entry.name, roles: entry.roles ?? tenant.signup.defaultRoles,
-                            passwordHash: entry.passwordHash, createdAt: Int64(Date().timeIntervalSince1970))
+                            passwordHash: entry.passwordHash, emailVerified: true, createdAt: Int64(Date().timeIntervalSince1970))
                         do {
                             try await identity.store.insertUser(user)
                             imported += 1
