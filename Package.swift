@@ -145,6 +145,7 @@ let package = Package(
                 "GatehouseTokens",
                 "GatehouseBrowser",
                 "GatehouseMetrics",
+                "GatehouseMail",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

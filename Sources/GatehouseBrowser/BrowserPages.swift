@@ -8,6 +8,12 @@ public struct BrowserPages: Sendable {
     /// Which page to render.
     public enum Kind: String, Sendable {
         case login, signup, signOut
+        /// `GET /auth/password/forgot`: the address form.
+        case forgotPassword
+        /// `GET /auth/password/reset?token=`: the new-password form, or why the link no longer works.
+        case resetPassword
+        /// A page with a notice or an error and nothing to fill in, under its own ``Model/title``.
+        case message
     }
 
     /// What a page shows besides the tenant's branding. Every string is user- or request-supplied and is escaped.
@@ -25,6 +31,12 @@ public struct BrowserPages: Sendable {
         public var notice: String?
         /// The email of the signed-in user, on the sign-out page.
         public var signedInAs: String?
+        /// The reset link's token, carried by the new-password form.
+        public var token: String?
+        /// The login form offers to send the verification message again (the address is unverified).
+        public var showResend = false
+        /// The heading of a ``Kind/message`` page.
+        public var title: String?
 
         public init() {}
     }
@@ -45,6 +57,9 @@ public struct BrowserPages: Sendable {
             try library.register(PageTemplates.login, named: Kind.login.rawValue)
             try library.register(PageTemplates.signup, named: Kind.signup.rawValue)
             try library.register(PageTemplates.signOut, named: Kind.signOut.rawValue)
+            try library.register(PageTemplates.forgotPassword, named: Kind.forgotPassword.rawValue)
+            try library.register(PageTemplates.resetPassword, named: Kind.resetPassword.rawValue)
+            try library.register(PageTemplates.message, named: Kind.message.rawValue)
             style = try MustacheTemplate(string: PageTemplates.style)
         } catch {
             // The templates are compiled into the binary, and a test renders each one.
@@ -58,11 +73,13 @@ public struct BrowserPages: Sendable {
         let styleSheet = style.render(["accent": branding.accentColor])
         let query = "?rd=" + Self.queryEscaped(model.redirectTarget)
         var values: [String: Any] = [
-            "title": Self.title(kind), "tenantName": branding.displayName, "style": styleSheet,
+            "title": model.title ?? Self.title(kind), "tenantName": branding.displayName, "style": styleSheet,
             "csrfToken": model.csrfToken, "rd": model.redirectTarget, "email": model.email, "name": model.name,
             "signupEnabled": tenant.signup.enabled, "signupHref": "/auth/signup" + query, "loginHref": "/auth/login" + query,
             "minimumPasswordLength": tenant.minimumPasswordLength, "hasLogo": branding.logoURL != nil,
+            "resetEnabled": tenant.email.passwordResetEnabled, "showResend": model.showResend,
         ]
+        if let token = model.token { values["token"] = token }
         if let logo = branding.logoURL { values["logoURL"] = logo }
         if let error = model.formError { values["formError"] = error }
         if let error = model.emailError { values["emailError"] = error }
@@ -78,6 +95,9 @@ public struct BrowserPages: Sendable {
         case .login: return "Sign in"
         case .signup: return "Create an account"
         case .signOut: return "Sign out"
+        case .forgotPassword: return "Reset your password"
+        case .resetPassword: return "Choose a new password"
+        case .message: return "Check your e-mail"
         }
     }
 

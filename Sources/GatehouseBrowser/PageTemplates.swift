@@ -44,6 +44,14 @@ enum PageTemplates {
             </div>
             <button type="submit">Sign in</button>
           </form>
+          {{#showResend}}
+          <form method="post" action="/auth/verify-email/resend" class="secondary">
+            <input type="hidden" name="csrf_token" value="{{csrfToken}}">
+            <input type="hidden" name="email" value="{{email}}">
+            <button type="submit">Send the confirmation e-mail again</button>
+          </form>
+          {{/showResend}}
+          {{#resetEnabled}}<p class="alt"><a href="/auth/password/forgot">Forgot password?</a></p>{{/resetEnabled}}
           {{#signupEnabled}}<p class="alt">New here? <a href="{{signupHref}}">Create an account</a></p>{{/signupEnabled}}
         {{/content}}
         {{/layout}}
@@ -94,6 +102,55 @@ enum PageTemplates {
         {{/layout}}
         """
 
+    static let forgotPassword = """
+        {{<layout}}
+        {{$content}}
+          <p class="hint">Enter the address of your account. If it has one, we send it a code and a link to choose a new password.</p>
+          <form method="post" action="/auth/password/forgot"{{#formError}} aria-describedby="form-error"{{/formError}}>
+            <input type="hidden" name="csrf_token" value="{{csrfToken}}">
+            <div class="field">
+              <label for="email">Email</label>
+              <input id="email" name="email" type="email" inputmode="email" autocomplete="username" autocapitalize="none" spellcheck="false" required maxlength="254" value="{{email}}"{{#emailError}} aria-invalid="true" aria-describedby="email-error"{{/emailError}} autofocus>
+              {{#emailError}}<p class="field-error" id="email-error">{{emailError}}</p>{{/emailError}}
+            </div>
+            <button type="submit">Send reset link</button>
+          </form>
+          <p class="alt"><a href="/auth/login">Back to sign in</a></p>
+        {{/content}}
+        {{/layout}}
+        """
+
+    static let resetPassword = """
+        {{<layout}}
+        {{$content}}
+          {{#token}}
+          <form method="post" action="/auth/password/reset"{{#formError}} aria-describedby="form-error"{{/formError}}>
+            <input type="hidden" name="csrf_token" value="{{csrfToken}}">
+            <input type="hidden" name="token" value="{{token}}">
+            <div class="field">
+              <label for="password">New password</label>
+              <input id="password" name="password" type="password" autocomplete="new-password" required minlength="{{minimumPasswordLength}}" aria-describedby="password-hint{{#passwordError}} password-error{{/passwordError}}"{{#passwordError}} aria-invalid="true"{{/passwordError}} autofocus>
+              <p class="hint" id="password-hint">At least {{minimumPasswordLength}} characters.</p>
+              {{#passwordError}}<p class="field-error" id="password-error">{{passwordError}}</p>{{/passwordError}}
+            </div>
+            <button type="submit">Change password</button>
+          </form>
+          {{/token}}
+          {{^token}}<p class="alt"><a href="/auth/password/forgot">Ask for a new link</a></p>{{/token}}
+          <p class="alt"><a href="/auth/login">Back to sign in</a></p>
+        {{/content}}
+        {{/layout}}
+        """
+
+    /// "Check your e-mail", "address confirmed", "link no longer works": a notice or an error, and the way back.
+    static let message = """
+        {{<layout}}
+        {{$content}}
+          <p class="alt"><a href="/auth/login">Go to sign in</a></p>
+        {{/content}}
+        {{/layout}}
+        """
+
     /// The style sheet; hashed into the page's Content-Security-Policy, so no other style can apply.
     static let style = """
         :root{--accent:{{accent}}}\
@@ -117,6 +174,8 @@ enum PageTemplates {
         button{width:100%;padding:12px;font:inherit;font-weight:600;color:#fff;background:var(--accent);border:0;border-radius:6px;cursor:pointer}\
         button:focus-visible{outline:3px solid #1f2328;outline-offset:2px}\
         .alt{text-align:center;margin:20px 0 0}\
+        .secondary{margin-top:12px}\
+        .secondary button{color:var(--accent);background:#fff;border:2px solid var(--accent)}\
         a{color:var(--accent)}
         """
 }

@@ -15,6 +15,7 @@ public struct WebhookTransport: MailTransport {
 
     public struct InvalidURL: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     public init(url: URL, group: EventLoopGroup, timeout: TimeAmount = .seconds(10)) throws {

@@ -70,11 +70,13 @@ struct AuthEndpoints: Sendable {
     let identity: IdentityService
     let authorizer: RouteAuthorizer
     let browser: BrowserEndpoints
+    let accountEmail: AccountEmailEndpoints
 
     init(identity: IdentityService, authorizer: RouteAuthorizer) {
         self.identity = identity
         self.authorizer = authorizer
         self.browser = BrowserEndpoints(identity: identity)
+        self.accountEmail = AccountEmailEndpoints(identity: identity)
     }
 
     /// The methods each endpoint answers; any other path under a reserved prefix is 404.
@@ -83,6 +85,8 @@ struct AuthEndpoints: Sendable {
         "/auth/logout": [.GET, .HEAD, .POST],
         "/auth/me": [.GET, .HEAD], "/auth/password": [.POST], "/.well-known/jwks.json": [.GET, .HEAD],
         "/.well-known/openid-configuration": [.GET, .HEAD],
+        "/auth/password/forgot": [.GET, .HEAD, .POST], "/auth/password/reset": [.GET, .HEAD, .POST], "/auth/verify-email": [.GET, .HEAD, .POST],
+        "/auth/verify-email/resend": [.POST],
     ]
 
     func handle(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
@@ -96,6 +100,12 @@ struct AuthEndpoints: Sendable {
             case ("/auth/signup", _) where request.isFormPost: return await browser.signUp(request, tenant: tenant)
             case ("/auth/logout", _) where request.headers.first(name: "authorization") == nil && !request.sessionCookies.isEmpty:
                 return await browser.logOut(request, tenant: tenant)
+            case ("/auth/password/forgot", .GET), ("/auth/password/forgot", .HEAD): return browser.forgotPasswordPage(request, tenant: tenant)
+            case ("/auth/password/reset", .GET), ("/auth/password/reset", .HEAD): return await browser.resetPasswordPage(request, tenant: tenant)
+            case ("/auth/verify-email", .GET), ("/auth/verify-email", .HEAD): return await browser.verifyEmailPage(request, tenant: tenant)
+            case ("/auth/password/forgot", _) where request.isFormPost: return browser.forgotPassword(request, tenant: tenant)
+            case ("/auth/password/reset", _) where request.isFormPost: return await browser.resetPassword(request, tenant: tenant)
+            case ("/auth/verify-email/resend", _) where request.isFormPost: return browser.resendVerification(request, tenant: tenant)
             default: break
             }
             switch request.path {
@@ -108,6 +118,10 @@ struct AuthEndpoints: Sendable {
             case "/auth/password": return try await changePassword(request, tenant)
             case "/.well-known/jwks.json": return try await jwks(configuration)
             case "/.well-known/openid-configuration": return discovery(configuration)
+            case "/auth/password/forgot": return try accountEmail.forgot(request, tenant)
+            case "/auth/password/reset": return try await accountEmail.reset(request, tenant)
+            case "/auth/verify-email": return try await accountEmail.verify(request, tenant)
+            case "/auth/verify-email/resend": return try accountEmail.resend(request, tenant)
             default: return EndpointResponse(ProblemResponse(.notFound, "There is no gateway endpoint at '\(request.path)'."))
             }
         } catch let error as BadRequest {
@@ -285,6 +299,12 @@ struct AuthEndpoints: Sendable {
         case .unknownUser: return RouteAuthorizer.invalidToken(.revoked, tenant: tenant)
         case .invalidRole(let role): return ProblemResponse(.unprocessableEntity, RoleName.problem(role))
         case .invalidName: return ProblemResponse(.unprocessableEntity, "'name' must be at most 256 bytes, without control characters.")
+        case .invalidAccountCode: return ProblemResponse(.unauthorized, "The code or link is wrong, already used, replaced by a newer one, or expired.")
+        case .malformedCode: return ProblemResponse(.badRequest, "'code' must be the 8 digits from the message.")
+        case .passwordResetDisabled: return AccountEmailEndpoints.resetDisabledProblem(tenant)
+        case .emailUnverified:
+            return ProblemResponse(
+                .forbidden, "The email address is not verified yet: open the link in the message we sent, or ask for a new one at POST /auth/verify-email/resend.")
         }
     }
 
@@ -306,7 +326,7 @@ struct AuthEndpoints: Sendable {
         let created = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(user.createdAt)))
         return """
             {"id":\(JSON.quote(user.id)),"email":\(JSON.quote(user.email)),"name":\(JSON.quote(user.name)),\
-            "roles":[\(user.roles.map(JSON.quote).joined(separator: ","))],"tenant":\(JSON.quote(user.tenant)),\
+            "email_verified":\(user.emailVerified),"roles":[\(user.roles.map(JSON.quote).joined(separator: ","))],"tenant":\(JSON.quote(user.tenant)),\
             "created_at":\(JSON.quote(created))}
             """
     }

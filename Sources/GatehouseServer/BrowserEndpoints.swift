@@ -31,6 +31,8 @@ struct BrowserEndpoints: Sendable {
         model.redirectTarget = target
         if query["created"] != nil { model.notice = "Your account is ready. Sign in to continue." }
         if query["signed_out"] != nil { model.notice = "You are signed out." }
+        if query["reset"] != nil { model.notice = "Your password was changed. Sign in with the new one." }
+        if query["verified"] != nil { model.notice = "Your e-mail address is confirmed. Sign in to continue." }
         return page(.login, model, status: .ok, request: request, tenant: tenant)
     }
 
@@ -57,7 +59,7 @@ struct BrowserEndpoints: Sendable {
     }
 
     /// The request's session, if any; a store failure is logged and treated as no session (the page shows the form).
-    private func liveSession(_ request: EndpointRequest, _ tenant: Tenant) async -> ActiveSession? {
+    func liveSession(_ request: EndpointRequest, _ tenant: Tenant) async -> ActiveSession? {
         guard !request.sessionCookies.isEmpty else { return nil }
         do {
             return try await identity.session(tenant: tenant.configuration, cookies: request.sessionCookies)
@@ -90,6 +92,10 @@ struct BrowserEndpoints: Sendable {
             return response
         } catch IdentityError.overloaded {
             return unavailable(.login, model, request, tenant, detail: "Too many sign-ins are in progress. Try again in a moment.")
+        } catch IdentityError.emailUnverified {
+            model.formError = "Confirm your e-mail address first: open the link in the message we sent you, or send it again."
+            model.showResend = true
+            return page(.login, model, status: .forbidden, request: request, tenant: tenant)
         } catch is IdentityError {
             // Unknown email, wrong password or disabled user: one answer, with no hint which.
             model.formError = "The email or password is wrong."
@@ -114,6 +120,11 @@ struct BrowserEndpoints: Sendable {
             let name = model.name.isEmpty ? nil : model.name
             let user = try await tenant.metrics.countingSignup {
                 try await identity.signUp(tenant: tenant.configuration, email: model.email, password: form["password"] ?? "", name: name, context: request.audit)
+            }
+            if tenant.configuration.email.verification == .required && !user.emailVerified {
+                // §7: no session until the address is verified; the message is on its way.
+                return checkEmailPage(
+                    "We sent a message to \(user.email). Open its link (or enter its code) to confirm the address, then sign in.", request, tenant)
             }
             let grant: SessionGrant
             do {
@@ -199,7 +210,7 @@ struct BrowserEndpoints: Sendable {
     // MARK: Helpers
 
     /// The 403 of §7 for a form without a valid CSRF token or from another site: the form again, with a new token.
-    private func refuseForgedForm(
+    func refuseForgedForm(
         _ kind: BrowserPages.Kind, _ form: [String: String], _ model: BrowserPages.Model, _ request: EndpointRequest, _ tenant: Tenant
     ) -> EndpointResponse? {
         let binding = formBinding(request)
@@ -210,13 +221,13 @@ struct BrowserEndpoints: Sendable {
         return page(kind, model, status: .forbidden, request: request, tenant: tenant)
     }
 
-    private func unreadableForm(_ kind: BrowserPages.Kind, _ request: EndpointRequest, _ tenant: Tenant) -> EndpointResponse {
+    func unreadableForm(_ kind: BrowserPages.Kind, _ request: EndpointRequest, _ tenant: Tenant) -> EndpointResponse {
         var model = BrowserPages.Model()
         model.formError = "The form could not be read. Please try again."
         return page(kind, model, status: .badRequest, request: request, tenant: tenant)
     }
 
-    private func unavailable(
+    func unavailable(
         _ kind: BrowserPages.Kind, _ model: BrowserPages.Model, _ request: EndpointRequest, _ tenant: Tenant, detail: String
     ) -> EndpointResponse {
         var model = model
@@ -235,12 +246,12 @@ struct BrowserEndpoints: Sendable {
     }
 
     /// The browser's CSRF binding, if it sent one we could have made.
-    private func formBinding(_ request: EndpointRequest) -> String? {
+    func formBinding(_ request: EndpointRequest) -> String? {
         BrowserCookie.value(named: BrowserCookie.formBinding, in: request.cookies).flatMap { FormTokens.isWellFormedBinding($0) ? $0 : nil }
     }
 
     /// Renders a page with a CSRF token for the browser's binding, giving it one first when it has none.
-    private func page(
+    func page(
         _ kind: BrowserPages.Kind, _ model: BrowserPages.Model, status: HTTPResponseStatus, request: EndpointRequest, tenant: Tenant
     ) -> EndpointResponse {
         var headers: [(String, String)] = []

@@ -1,5 +1,7 @@
 import GatehouseConfiguration
+import Foundation
 import GatehouseIdentity
+import GatehouseMail
 import GatehouseMetrics
 import GatehouseProxy
 import Logging
@@ -24,6 +26,8 @@ public final class GatewayServer: Sendable {
     /// Where the start-up read of revocations ended: the synchroniser continues from there.
     private let revocationCursor = NIOLockedValueBox<Int64>(0)
     private let logger: Logger
+    /// Sends account e-mail (§11) when the configuration has an `email` transport; ``GatewayService`` runs it.
+    let accountMail: AccountMailService?
 
     /// - Parameters:
     ///   - store: the opened store; by default the configured one is opened here (a store with background work,
@@ -63,6 +67,24 @@ public final class GatewayServer: Sendable {
             configuration: .init(connectTimeout: limits.upstreamConnectTimeout.timeAmount, idleTimeout: limits.idleTimeout.timeAmount))
         self.quiescing = ServerQuiescingHelper(group: group)
         self.catalog = NIOLockedValueBox(configuration.tenants)
+        self.accountMail = try configuration.gateway.email.map { email in
+            AccountMailService(identity: identity, transport: try Self.transport(email, group: group), logger: logger)
+        }
+    }
+
+    /// The configured mail transport; a CA file that does not parse stops the start here, not at the first message.
+    static func transport(_ email: EmailConfiguration, group: EventLoopGroup) throws -> any MailTransport {
+        switch email.transport {
+        case .smtp(let url):
+            return try SMTPTransport(
+                server: .init(
+                    host: url.host, port: url.port, security: url.security, user: url.username, password: url.password,
+                    certificateAuthorities: url.certificateAuthorityPath),
+                group: group)
+        case .webhook(let text):
+            guard let url = URL(string: text) else { throw WebhookTransport.InvalidURL(description: "email.webhook is not a URL") }
+            return try WebhookTransport(url: url, group: group)
+        }
     }
 
     /// Brings the store's schema up to date, loads the tenants' keys and the revocations, then binds both

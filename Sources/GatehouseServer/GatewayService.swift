@@ -29,6 +29,13 @@ public struct GatewayService: Service {
             outer.addTask {
                 do { try await synchronizer.run() } catch { logger.error("store synchroniser stopped", metadata: ["error": "\(error)"]) }
             }
+            if let accountMail = server.accountMail {
+                // Like the synchroniser, it keeps working through the drain: a reset requested by a request in flight
+                // is still queued and sent.
+                outer.addTask {
+                    do { try await accountMail.run() } catch { logger.error("account e-mail stopped", metadata: ["error": "\(error)"]) }
+                }
+            }
             await withDiscardingTaskGroup { group in
                 group.addTask {
                     for await _ in await UnixSignalsSequence(trapping: .sighup) {

@@ -31,6 +31,7 @@ extension LoginResult {
         switch error {
         case IdentityError.invalidCredentials: self = .invalidCredentials
         case IdentityError.lockedOut: self = .locked
+        case IdentityError.emailUnverified: self = .unverified
         case IdentityError.overloaded, IdentityStoreError.unavailable: self = .overloaded
         default: return nil
         }
