@@ -223,7 +223,7 @@ let package = Package(
             name: "GatehouseStoreConformanceTests",
             dependencies: [
                 "GatehouseIdentity", "GatehouseSQLiteStore", "GatehousePostgresStore", "GatehouseTokens", "GatehouseConfiguration",
-                "GatehouseTestSupport", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "GatehouseMail", "GatehouseTestSupport", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(

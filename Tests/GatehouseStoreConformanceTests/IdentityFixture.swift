@@ -29,7 +29,8 @@ struct IdentityFixture: Sendable {
     static let masterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
     /// Cheap argon2 parameters keep the tests fast; the default (OWASP) ones are measured in the benchmark.
-    static func make(_ kind: StoreKind, tenantExtra: String = "") async throws -> IdentityFixture {
+    /// `gatewayExtra` adds lines to `gatehouse.yaml` (an `email:` transport), `tenantExtra` to the tenant file.
+    static func make(_ kind: StoreKind, gatewayExtra: String = "", tenantExtra: String = "") async throws -> IdentityFixture {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-identity-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("config"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: root.appendingPathComponent("tenants"), withIntermediateDirectories: true)
@@ -44,7 +45,7 @@ struct IdentityFixture: Sendable {
             password_hashing: {memory: 1MiB, iterations: 1}
             audit_log: ../audit.log
 
-            """ + storeLine).write(to: root.appendingPathComponent("config/gatehouse.yaml"), atomically: true, encoding: .utf8)
+            """ + storeLine + gatewayExtra).write(to: root.appendingPathComponent("config/gatehouse.yaml"), atomically: true, encoding: .utf8)
         try ("hosts: [acme.test]\nsignup: {enabled: true}\nroutes: [{path: /, upstream: \"http://127.0.0.1:1\"}]\n" + tenantExtra)
             .write(to: root.appendingPathComponent("tenants/acme.yaml"), atomically: true, encoding: .utf8)
         let loaded = try ConfigurationLoader.load(configPath: root.appendingPathComponent("config/gatehouse.yaml").path, environment: [:]).get()

@@ -55,8 +55,13 @@ final class TestGateway {
         try await server.start()
         // What GatewayService runs next to the listeners.
         let synchronizer = server.synchronizer()
-        let sync = Task { _ = try? await synchronizer.run() }
-        return TestGateway(root: root, server: server, echo: echo, upstreams: upstreams, accessLog: accessLog, sync: sync)
+        let sync = Task {
+            _ = try? await synchronizer.run()
+        }
+        let mail = Task {
+            _ = try? await server.accountMail?.run()
+        }
+        return TestGateway(root: root, server: server, echo: echo, upstreams: upstreams, accessLog: accessLog, sync: sync, mail: mail)
     }
 
     /// Runs `body` against a started gateway and always stops it afterwards.
@@ -75,11 +80,15 @@ final class TestGateway {
     }
 
     private let sync: Task<Void, Never>
+    /// The account e-mail service, when the configuration has a transport.
+    private let mail: Task<Void, Never>
 
     private init(
-        root: URL, server: GatewayServer, echo: Channel, upstreams: [ScriptedUpstream], accessLog: NIOLockedValueBox<[UInt8]>, sync: Task<Void, Never>
+        root: URL, server: GatewayServer, echo: Channel, upstreams: [ScriptedUpstream], accessLog: NIOLockedValueBox<[UInt8]>, sync: Task<Void, Never>,
+        mail: Task<Void, Never>
     ) {
         self.sync = sync
+        self.mail = mail
         self.root = root
         self.server = server
         self.echo = echo
@@ -105,7 +114,9 @@ final class TestGateway {
 
     func stop(gracePeriod: TimeAmount = .seconds(2)) async {
         sync.cancel()
+        mail.cancel()
         await sync.value
+        await mail.value
         await server.shutdown(gracePeriod: gracePeriod)
         try? await echo.close()
         for upstream in upstreams { await upstream.stop() }
