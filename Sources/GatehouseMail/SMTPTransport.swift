@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -113,15 +114,31 @@ public struct SMTPTransport: MailTransport {
                     try channel.pipeline.syncOperations.addHandler(SMTPClientHandler(machine: machine, tls: tls, replyTimeout: timeout, result: result))
                 }
             }
-        do {
-            _ = try await bootstrap.connect(host: server.host, port: server.port).get()
-        } catch {
-            result.fail(SMTPError(stage: .connect, reply: nil, reason: "cannot connect to \(server.host):\(server.port) (\(error))", isTransient: true))
-        }
-        do {
-            _ = try await result.futureResult.get()
-        } catch let error as SMTPError {
-            throw MailDeliveryError(reason: error.description, isTransient: error.isTransient)
+        // Cancelled (the process is stopping): the connection closes, so a session waiting on a silent server ends now
+        // rather than at its reply timeout, as a transient failure the outbox retries after the restart.
+        let connection = NIOLockedValueBox<(channel: Channel?, cancelled: Bool)>((nil, false))
+        try await withTaskCancellationHandler {
+            do {
+                let channel = try await bootstrap.connect(host: server.host, port: server.port).get()
+                let cancelled = connection.withLockedValue { state -> Bool in
+                    state.channel = channel
+                    return state.cancelled
+                }
+                if cancelled { channel.close(promise: nil) }
+            } catch {
+                result.fail(SMTPError(stage: .connect, reply: nil, reason: "cannot connect to \(server.host):\(server.port) (\(error))", isTransient: true))
+            }
+            do {
+                _ = try await result.futureResult.get()
+            } catch let error as SMTPError {
+                throw MailDeliveryError(reason: error.description, isTransient: error.isTransient)
+            }
+        } onCancel: {
+            let channel = connection.withLockedValue { state -> Channel? in
+                state.cancelled = true
+                return state.channel
+            }
+            channel?.close(promise: nil)
         }
     }
 

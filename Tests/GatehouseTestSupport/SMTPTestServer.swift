@@ -94,21 +94,23 @@ public final class SMTPTestServer: @unchecked Sendable {
         return messages()
     }
 
-    /// Stops the server (SIGTERM, then SIGKILL after 5 s) and reaps it.
+    /// Stops the server: SIGTERM now; it is reaped (SIGKILL after 5 s) on a thread of its own, so a `defer` in an
+    /// async test never blocks one of the concurrency pool's few threads while aiosmtpd exits (with two cores, two
+    /// tests stopping their servers at once stalled every other test in the process for seconds).
     public func stop() {
         guard pid > 0 else { return }
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        for _ in 0..<250 {
-            if waitpid(pid, &status, WNOHANG) == pid {
-                pid = 0
-                return
-            }
-            usleep(20_000)
-        }
-        kill(pid, SIGKILL)
-        waitpid(pid, &status, 0)
+        let child = pid
         pid = 0
+        kill(child, SIGTERM)
+        Thread {
+            var status: Int32 = 0
+            for _ in 0..<250 {
+                if waitpid(child, &status, WNOHANG) == child { return }
+                usleep(20_000)
+            }
+            kill(child, SIGKILL)
+            waitpid(child, &status, 0)
+        }.start()
     }
 
     deinit {

@@ -112,6 +112,12 @@ final class TestGateway {
         JSONLines.read(root.appendingPathComponent("audit.log").path)
     }
 
+    /// Stops the account e-mail service alone, as a shutdown does.
+    func stopMail() async {
+        mail.cancel()
+        await mail.value
+    }
+
     func stop(gracePeriod: TimeAmount = .seconds(2)) async {
         sync.cancel()
         mail.cancel()
