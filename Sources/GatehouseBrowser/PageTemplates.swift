@@ -105,7 +105,7 @@ enum PageTemplates {
     static let forgotPassword = """
         {{<layout}}
         {{$content}}
-          <p class="hint">Enter the address of your account. If it has one, we send it a code and a link to choose a new password.</p>
+          <p class="hint intro">Enter the address of your account. If it has one, we send it a code and a link to choose a new password.</p>
           <form method="post" action="/auth/password/forgot"{{#formError}} aria-describedby="form-error"{{/formError}}>
             <input type="hidden" name="csrf_token" value="{{csrfToken}}">
             <div class="field">
@@ -175,6 +175,7 @@ enum PageTemplates {
         button:focus-visible{outline:3px solid #1f2328;outline-offset:2px}\
         .alt{text-align:center;margin:20px 0 0}\
         .secondary{margin-top:12px}\
+        .intro{margin:0 0 16px}\
         .secondary button{color:var(--accent);background:#fff;border:2px solid var(--accent)}\
         a{color:var(--accent)}
         """

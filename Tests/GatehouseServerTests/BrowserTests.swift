@@ -94,4 +94,71 @@ struct BrowserTests {
             await browser.quit()
         }
     }
+
+    /// §11 in the browser: "Forgot password?" on the login page, the address form, "check your e-mail", the message
+    /// (rendered by Chromium too, as `test-artifacts/reset-message.png`), its link, the new-password form, the login
+    /// page with a notice, and signing in with the new password.
+    @Test func aPersonWhoForgotTheirPasswordResetsItByEmail() async throws {
+        let smtp = try await SMTPTestServer.start()
+        defer { smtp.stop() }
+        let email = "email:\n  smtp: smtp://127.0.0.1:\(smtp.port)\n  from: \"Acme Widgets <accounts@acme.localhost>\"\n"
+        try await TestGateway.with(gatewayExtra: authGatewayExtra + email, tenants: ["acme": Self.tenant], scripted: [:]) { gateway in
+            let origin = "http://acme.localhost:\(gateway.port)"
+            let signup = try await gateway.post("/auth/signup", host: "acme.localhost", #"{"email":"bea@example.com","password":"my old password","name":"Bea"}"#)
+            #expect(signup.status == 201)
+            let browser = try await WebDriver()
+            do {
+                try await browser.open(origin + "/auth/login")
+                try await browser.click("a[href='/auth/password/forgot']")
+                try await browser.waitForURL { $0.path == "/auth/password/forgot" }
+                #expect(try await browser.text("h1") == "Reset your password")
+                try await browser.screenshot(to: Self.artifacts + "/forgot-page.png")
+                try await browser.type("bea@example.com", into: "#email")
+                try await browser.click("button[type=submit]")
+                #expect(try await browser.waitForText("h1") == "Check your e-mail")
+                #expect(try await browser.text(".notice").hasPrefix("If an account with this address can receive it"))
+
+                let received = try await smtp.waitForMessages(1, timeout: .seconds(15))
+                let mail = ReceivedMail(raw: try #require(received.first?.message))
+                #expect(received.first?.to == ["bea@example.com"])
+                #expect(mail.header("Subject") == "Reset your Acme Widgets password")
+                // How the message looks, as a mail client would show its HTML part.
+                let page = Self.artifacts + "/reset-message.html"
+                try FileManager.default.createDirectory(atPath: Self.artifacts, withIntermediateDirectories: true)
+                try mail.html.write(toFile: page, atomically: true, encoding: .utf8)
+                try await browser.open("file://" + page)
+                #expect(try await browser.text("a").contains("Choose a new password"))
+                try await browser.screenshot(to: Self.artifacts + "/reset-message.png")
+
+                // The link: its path and token on this test's port (the issuer names the configured port, 0 here).
+                let linkText = try #require(mail.link)
+                let link = try #require(URLComponents(string: linkText))
+                #expect(link.path == "/auth/password/reset")
+                try await browser.open(origin + link.path + "?" + (link.query ?? ""))
+                #expect(try await browser.waitForText("h1") == "Choose a new password")
+                try await browser.screenshot(to: Self.artifacts + "/reset-page.png")
+                try await browser.type("short", into: "#password")
+                // The browser's own minlength check stops a short one; the server's is tested without a browser.
+                try await browser.evaluate("document.querySelector('#password').value = ''; return true")
+                try await browser.type("my new password!", into: "#password")
+                try await browser.click("button[type=submit]")
+                let login = try await browser.waitForURL { $0.path == "/auth/login" }
+                #expect(login.query == "reset=1")
+                #expect(try await browser.text(".notice") == "Your password was changed. Sign in with the new one.")
+                try await browser.type("bea@example.com", into: "#email")
+                try await browser.type("my new password!", into: "#password")
+                try await browser.click("button[type=submit]")
+                _ = try await browser.waitForURL { $0.path == "/" }
+                let echoed = try JSONSerialization.jsonObject(with: Data(try await browser.text("body").utf8)) as? [String: Any]
+                #expect((echoed?["headers"] as? [String: String])?["x-user-email"] == "bea@example.com")
+                // And the notice that the password changed.
+                let all = try await smtp.waitForMessages(2, timeout: .seconds(15))
+                #expect(all.map { ReceivedMail(raw: $0.message).header("Subject") }.contains("Your Acme Widgets password was changed"))
+            } catch {
+                await browser.quit()
+                throw error
+            }
+            await browser.quit()
+        }
+    }
 }
