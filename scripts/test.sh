@@ -11,7 +11,7 @@
 # stall fails the run. Prints the totals.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-timed='ReplicaTests|StoreMigrateTests|RevocationLatencyTests|PostgresStoreTests|disablingAUserFromAnotherProcessRevokesTheirTokens|randomPathsHostsAndMethodsAddNoSeries|aHundredParallelScrapesDuringReloadsAllParse'
+timed='ReplicaTests|StoreMigrateTests|RevocationLatencyTests|PostgresStoreTests|disablingAUserFromAnotherProcessRevokesTheirTokens|randomPathsHostsAndMethodsAddNoSeries|aHundredParallelScrapesDuringReloadsAllParse|forgotTakesTheSameTimeForAnAccountAndForNobody'
 stores='GatehouseStoreConformanceTests'
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -64,8 +64,8 @@ import Glibc
         try b.waitUntilListening()
         // Each migration once (v1 the tables, v2 the audit events), however many replicas started together.
         let database = String(url.split(separator: "/").last!.split(separator: "?")[0])
-        #expect(try server.sql("SELECT count(*) FROM gatehouse_schema_migrations", database: database) == "2")
-        #expect(try server.sql("SELECT count(DISTINCT version) FROM gatehouse_schema_migrations", database: database) == "2")
+        #expect(try server.sql("SELECT count(*) FROM gatehouse_schema_migrations", database: database) == "3")
+        #expect(try server.sql("SELECT count(DISTINCT version) FROM gatehouse_schema_migrations", database: database) == "3")
 
         // Two sign-ups of one address on two replicas at once: exactly one 201.
         let signups = try await withThrowingTaskGroup(of: Int.self) { group in
