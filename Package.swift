@@ -225,6 +225,7 @@ let package = Package(
             dependencies: [
                 "GatehouseIdentity", "GatehouseSQLiteStore", "GatehousePostgresStore", "GatehouseTokens", "GatehouseConfiguration",
                 "GatehouseMail", "GatehouseTestSupport", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

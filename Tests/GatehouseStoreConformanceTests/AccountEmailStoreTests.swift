@@ -2,6 +2,8 @@ import Foundation
 import GatehouseConfiguration
 import GatehouseMail
 import GatehouseTestSupport
+import Logging
+import NIOPosix
 import Testing
 @testable import GatehouseIdentity
 
@@ -258,5 +260,34 @@ import Testing
         let due = try await replica.identity.store.claimMail(now: now + 2, lease: 60, limit: 10)
         #expect(due.map(\.id) == [messages[0].id] && due.first?.attempts == 1 && due.first?.lastError == "SMTP connect: refused")
         #expect(try await store.pendingMailCount() == 2)
+    }
+}
+
+/// The outbox service against real transports on every store: a server that never answers is given up on after
+/// the reply timeout and tried again later; one that refuses the recipient is given up for good, and audited.
+@Suite struct AccountMailServiceTests {
+    @Test(arguments: StoreKind.allCases) func aSilentServerTimesOutAndTheMessageIsTriedAgainLater(_ kind: StoreKind) async throws {
+        let fixture = try await AccountEmailStoreTests.fixture(kind, verification: "off")
+        defer { Task { await fixture.close() } }
+        let silent = try SilentListener()
+        defer { silent.close() }
+        let transport = try SMTPTransport(
+            server: .init(host: "127.0.0.1", port: silent.port, security: .startTLSWhenOffered), group: MultiThreadedEventLoopGroup.singleton,
+            replyTimeout: .seconds(1))
+        let service = AccountMailService(identity: fixture.identity, transport: transport, logger: Logger(label: "test.mail"))
+        _ = try await fixture.identity.signUp(tenant: fixture.tenant, email: "zoe@acme.test", password: AccountEmailStoreTests.password, name: nil)
+        #expect(await AccountEmailStoreTests.request(fixture, .reset, "zoe@acme.test"))
+        let started = ContinuousClock.now
+        await service.deliverDue()
+        #expect(ContinuousClock.now - started < .seconds(5))
+        // Not due yet (the first retry waits 2 s), then due, with what went wrong.
+        #expect(try await fixture.identity.store.claimMail(now: IdentityService.now(), lease: 0, limit: 10).isEmpty)
+        let retried = try await fixture.identity.store.claimMail(now: IdentityService.now() + 3, lease: 0, limit: 10)
+        #expect(retried.count == 1 && retried.first?.attempts == 1)
+        #expect(retried.first?.lastError?.contains("no answer within 1 s") == true)
+    }
+
+    @Test func theBackoffDoublesFromTwoSecondsToFiveMinutes() {
+        #expect((1...10).map { AccountMailService.backoff(afterAttempt: $0) } == [2, 4, 8, 16, 32, 64, 128, 256, 300, 300])
     }
 }
