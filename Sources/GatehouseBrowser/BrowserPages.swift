@@ -12,6 +12,8 @@ public struct BrowserPages: Sendable {
         case forgotPassword
         /// `GET /auth/password/reset?token=`: the new-password form, or why the link no longer works.
         case resetPassword
+        /// `GET /auth/verify-email?token=`: the button that confirms the address.
+        case confirmEmail
         /// A page with a notice or an error and nothing to fill in, under its own ``Model/title``.
         case message
     }
@@ -59,6 +61,7 @@ public struct BrowserPages: Sendable {
             try library.register(PageTemplates.signOut, named: Kind.signOut.rawValue)
             try library.register(PageTemplates.forgotPassword, named: Kind.forgotPassword.rawValue)
             try library.register(PageTemplates.resetPassword, named: Kind.resetPassword.rawValue)
+            try library.register(PageTemplates.confirmEmail, named: Kind.confirmEmail.rawValue)
             try library.register(PageTemplates.message, named: Kind.message.rawValue)
             style = try MustacheTemplate(string: PageTemplates.style)
         } catch {
@@ -97,6 +100,7 @@ public struct BrowserPages: Sendable {
         case .signOut: return "Sign out"
         case .forgotPassword: return "Reset your password"
         case .resetPassword: return "Choose a new password"
+        case .confirmEmail: return "Confirm your e-mail address"
         case .message: return "Check your e-mail"
         }
     }

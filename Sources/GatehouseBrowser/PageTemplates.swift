@@ -7,7 +7,7 @@ enum PageTemplates {
         <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
-        <meta name="referrer" content="same-origin">
+        <meta name="referrer" content="strict-origin">
         <title>{{title}} · {{tenantName}}</title>
         <style>{{{style}}}</style>
         </head>
@@ -138,6 +138,23 @@ enum PageTemplates {
           {{/token}}
           {{^token}}<p class="alt"><a href="/auth/password/forgot">Ask for a new link</a></p>{{/token}}
           <p class="alt"><a href="/auth/login">Back to sign in</a></p>
+        {{/content}}
+        {{/layout}}
+        """
+
+    /// The verification link's page: a button that confirms (a POST with the CSRF token), so a mail scanner that
+    /// follows every link verifies nothing.
+    static let confirmEmail = """
+        {{<layout}}
+        {{$content}}
+          {{#token}}
+          <form method="post" action="/auth/verify-email">
+            <input type="hidden" name="csrf_token" value="{{csrfToken}}">
+            <input type="hidden" name="token" value="{{token}}">
+            <button type="submit">Confirm my address</button>
+          </form>
+          {{/token}}
+          <p class="alt"><a href="/auth/login">Go to sign in</a></p>
         {{/content}}
         {{/layout}}
         """

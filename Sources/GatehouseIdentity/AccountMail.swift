@@ -18,6 +18,9 @@ public struct AccountMail: Sendable {
     public var minimumInterval: Int64 = 60
     /// Wrong codes that spend a request (§11).
     public var maximumCodeFailures = 5
+    /// Wrong codes per address and purpose in a day after which no code is accepted until the day is over (links
+    /// still work): a new request every minute must not buy five more guesses each time.
+    public var maximumDailyCodeFailures = 20
     /// Forgot and resend requests, waiting for the service; the endpoint answers 202 without waiting for them.
     public let requests = AccountCodeRequests()
     /// Rung when a message is queued, so the outbox sends it now rather than at its next look.
@@ -70,7 +73,10 @@ public struct AccountMail: Sendable {
         _ kind: OutgoingMail.Kind, tenant: TenantConfiguration, user: UserRecord, code: String? = nil, link: String? = nil
     ) throws -> MailMessage {
         let from = try MailAddress.parse(tenant.email.from ?? defaultFrom ?? "")
-        let recipientName = user.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) ? "" : user.name
+        // The name only once the address is proven: anyone can sign up with someone else's address, and a name
+        // of their choosing must not reach that person's inbox under the tenant's branding.
+        let nameIsTheirs = user.emailVerified && !user.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        let recipientName = nameIsTheirs ? user.name : ""
         let to = try MailAddress(user.email, displayName: recipientName.isEmpty ? nil : recipientName)
         let content = templates.render(
             kind,
@@ -156,10 +162,11 @@ public final class Doorbell: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = state.withLock { state -> Bool in
-                    if state.rung || Task.isCancelled {
+                    if state.rung {
                         state.rung = false
                         return true
                     }
+                    if Task.isCancelled { return true }
                     state.waiter = continuation
                     return false
                 }

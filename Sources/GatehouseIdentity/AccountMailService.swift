@@ -25,27 +25,46 @@ public struct AccountMailService: Service {
         self.logger = logger
     }
 
+    /// Runs until cancelled. Not on graceful shutdown: ``GatewayService`` cancels it after the drain, so requests
+    /// answered during the drain are still worked on. Requests still queued in memory when it stops are lost (the
+    /// user asks again); queued messages are in the store and are sent after the restart.
     public func run() async throws {
         let identity = self.identity
-        try await cancelWhenGracefulShutdown {
-            await withDiscardingTaskGroup { group in
-                group.addTask {
-                    for await request in identity.accountMail.requests.stream {
-                        await identity.processAccountCodeRequest(request)
-                    }
-                }
-                group.addTask {
-                    var lastPurge = ContinuousClock.now
-                    while !Task.isCancelled {
-                        await deliverDue()
-                        if ContinuousClock.now - lastPurge > .seconds(60) {
-                            lastPurge = ContinuousClock.now
-                            await purgeExpiredCodes()
-                        }
-                        await identity.accountMail.outboxBell.wait(timeout: pollInterval)
-                    }
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await request in identity.accountMail.requests.stream {
+                    await identity.processAccountCodeRequest(request)
                 }
             }
+            group.addTask {
+                var lastPurge = ContinuousClock.now
+                while !Task.isCancelled {
+                    await deliverDue()
+                    if ContinuousClock.now - lastPurge > .seconds(60) {
+                        lastPurge = ContinuousClock.now
+                        await purgeExpiredCodes()
+                    }
+                    await identity.accountMail.outboxBell.wait(timeout: pollInterval)
+                }
+            }
+        }
+    }
+
+    /// A whole delivery ends within this, well inside the claim's lease, so no other replica sends the message while
+    /// this one still might (an SMTP session of many slow replies could otherwise outlast it).
+    var deliveryDeadline: Duration { .seconds(max(10, lease / 2)) }
+
+    private func send(_ mail: OutgoingMail) async throws {
+        let transport = self.transport
+        let deadline = deliveryDeadline
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await transport.send(mail) }
+            group.addTask {
+                try await Task.sleep(for: deadline)
+                throw MailDeliveryError(reason: "the delivery took longer than \(deadline)", isTransient: true)
+            }
+            defer { group.cancelAll() }
+            try await group.next()
         }
     }
 
@@ -80,7 +99,7 @@ public struct AccountMailService: Service {
                 return
             }
             do {
-                try await transport.send(OutgoingMail(tenant: queued.tenant, kind: OutgoingMail.Kind(rawValue: queued.kind) ?? .changed, message: message))
+                try await send(OutgoingMail(tenant: queued.tenant, kind: OutgoingMail.Kind(rawValue: queued.kind) ?? .changed, message: message))
                 try await identity.store.finishMail(id: queued.id, audit: [])
                 logger.info("account e-mail sent", metadata: ["attempt": "\(attempt)"])
             } catch let failure as MailDeliveryError {

@@ -103,7 +103,7 @@ extension IdentityService {
     {
         guard tenant.email.passwordResetEnabled else { throw IdentityError.passwordResetDisabled }
         try Self.checkPassword(newPassword, tenant: tenant)
-        let code = try await liveCode(.reset, tenant: tenant, selector: selector)
+        let code = try await liveCode(.reset, tenant: tenant, selector: selector, context: context)
         let hash = try await hashNewPassword(newPassword)
         guard let user = try await store.user(tenant: tenant.id, id: code.userID), !user.disabled else { throw IdentityError.invalidAccountCode }
         let now = Self.now()
@@ -111,7 +111,10 @@ extension IdentityService {
         if !user.emailVerified { audit.append(AuditEvent(.emailVerified, tenant: tenant.id, context: context, userID: user.id, email: user.email)) }
         var notices: [OutboxMessage] = []
         do {
-            notices.append(try outboxMessage(.changed, tenant: tenant, user: user, now: now))
+            // Written as of after the reset, which proves the address.
+            var proven = user
+            proven.emailVerified = true
+            notices.append(try outboxMessage(.changed, tenant: tenant, user: proven, now: now))
         } catch {
             logger.error("the password-changed notice cannot be written for this address", metadata: ["tenant": "\(tenant.id)", "error": "\(error)"])
         }
@@ -127,7 +130,7 @@ extension IdentityService {
 
     /// Marks the address verified with a verification code or link.
     public func verifyEmail(tenant: TenantConfiguration, using selector: AccountCodeSelector, context: AuditContext = .system) async throws {
-        let code = try await liveCode(.verify, tenant: tenant, selector: selector)
+        let code = try await liveCode(.verify, tenant: tenant, selector: selector, context: context)
         let audit = [AuditEvent(.emailVerified, tenant: tenant.id, context: context, userID: code.userID, email: code.emailKey)]
         guard try await store.completeAccountCode(code, now: Self.now(), completion: AccountCodeCompletion(marksVerified: true, audit: audit)) != nil
         else { throw IdentityError.invalidAccountCode }
@@ -137,7 +140,9 @@ extension IdentityService {
 
     /// The live request a selector names, or ``IdentityError/invalidAccountCode``. A wrong code counts towards the
     /// five that spend the request; a token of the other purpose or tenant hashes to nothing stored.
-    private func liveCode(_ purpose: AccountCodePurpose, tenant: TenantConfiguration, selector: AccountCodeSelector) async throws -> AccountCodeRecord {
+    private func liveCode(_ purpose: AccountCodePurpose, tenant: TenantConfiguration, selector: AccountCodeSelector, context: AuditContext = .system)
+        async throws -> AccountCodeRecord
+    {
         let secrets = accountMail.secrets
         let now = Self.now()
         switch selector {
@@ -146,8 +151,14 @@ extension IdentityService {
             guard let address = EmailAddress(email) else { throw IdentityError.invalidAccountCode }
             let hash = secrets.codeHash(code, tenant: tenant.id, purpose: purpose, emailKey: address.canonical)
             let check = try await store.checkAccountCode(
-                tenant: tenant.id, emailKey: address.canonical, purpose: purpose, codeHash: hash, now: now, maximumFailures: accountMail.maximumCodeFailures)
-            guard case .valid(let record) = check else { throw IdentityError.invalidAccountCode }
+                tenant: tenant.id, emailKey: address.canonical, purpose: purpose, codeHash: hash, now: now, maximumFailures: accountMail.maximumCodeFailures,
+                dailyFailureLimit: accountMail.maximumDailyCodeFailures)
+            guard case .valid(let record) = check else {
+                // Guessing leaves a trace (at most a line a minute per address, with how many were left out).
+                await recordRefusal(
+                    AuditEvent(purpose == .reset ? .passwordReset : .emailVerified, tenant: tenant.id, context: context, email: address.canonical, error: "invalid_code"))
+                throw IdentityError.invalidAccountCode
+            }
             return record
         case .token(let token):
             guard AccountSecrets.isWellFormedToken(token),
@@ -159,8 +170,17 @@ extension IdentityService {
 
     /// Whether a reset link is live, for the page that shows its form (nothing is spent).
     public func isLiveResetToken(tenant: TenantConfiguration, token: String) async throws -> Bool {
+        try await isLive(.reset, tenant: tenant, token: token)
+    }
+
+    /// Whether a verification link is live, for the page with the button that uses it (nothing is spent).
+    public func isLiveVerificationToken(tenant: TenantConfiguration, token: String) async throws -> Bool {
+        try await isLive(.verify, tenant: tenant, token: token)
+    }
+
+    private func isLive(_ purpose: AccountCodePurpose, tenant: TenantConfiguration, token: String) async throws -> Bool {
         do {
-            _ = try await liveCode(.reset, tenant: tenant, selector: .token(token))
+            _ = try await liveCode(purpose, tenant: tenant, selector: .token(token))
             return true
         } catch IdentityError.invalidAccountCode {
             return false

@@ -15,7 +15,14 @@ extension IdentityService {
         -> SessionGrant
     {
         let user = try await verifiedUser(tenant: tenant, email: email, password: password, context: context)
-        return try await startSession(tenant: tenant, user: user, isLogin: true, context: context)
+        let grant = try await startSession(tenant: tenant, user: user, isLogin: true, context: context)
+        do {
+            try await confirmPasswordUnchanged(user, sid: grant.session.record.sid, tenant: tenant)
+        } catch {
+            sessions.remove(hash: grant.session.record.hash)
+            throw error
+        }
+        return grant
     }
 
     /// Starts a session for a user whose password was just checked (`login` and `session_start` are recorded with

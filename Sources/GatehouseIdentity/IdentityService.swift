@@ -226,10 +226,25 @@ public final class IdentityService: Sendable {
             throw IdentityError.emailUnverified
         }
         if verification == .matchNeedsRehash {
-            user.passwordHash = try await hashOnPool(password)
-            try await store.updateUser(user)
+            let rehashed = try await hashOnPool(password)
+            // Only over the hash just checked: a reset or password change that committed meanwhile wins.
+            guard try await store.replacePasswordHash(tenant: tenant.id, userID: user.id, expected: user.passwordHash, replacement: rehashed) else {
+                throw IdentityError.invalidCredentials
+            }
+            user.passwordHash = rehashed
         }
         return user
+    }
+
+    /// Closes the window between checking a password and starting its login: a reset (or password change) that
+    /// committed in between revoked every login it found, but not this one, which did not exist yet. So once the
+    /// login is stored the password is read again; if it changed, the new login is revoked at once. A reset that
+    /// commits after this read finds the login and revokes it itself.
+    func confirmPasswordUnchanged(_ user: UserRecord, sid: String, tenant: TenantConfiguration) async throws {
+        guard let current = try await store.user(tenant: tenant.id, id: user.id), current.passwordHash == user.passwordHash, !current.disabled else {
+            try await revokeLogins([sid], tenant: tenant)
+            throw IdentityError.invalidCredentials
+        }
     }
 
     /// Checks a password whose attempt is reserved; when the hashing queue is full the password was never
@@ -475,7 +490,7 @@ public final class IdentityService: Sendable {
         }
     }
 
-    private func revokeLogins(_ sids: [String], tenant: TenantConfiguration, audit: [AuditEvent] = []) async throws {
+    func revokeLogins(_ sids: [String], tenant: TenantConfiguration, audit: [AuditEvent] = []) async throws {
         let until = revocationHorizon(tenant, now: Self.now())
         for sid in sids { revocations.revoke(.login, sid, until: until) }
         try await store.revokeLogins(sids, until: until, audit: audit)
@@ -507,6 +522,7 @@ public final class IdentityService: Sendable {
                 expiresAt: now + Int64(tenant.tokens.refreshTTL.components.seconds)),
             audit: audit)
         auditLog.write(audit)
+        try await confirmPasswordUnchanged(user, sid: sid, tenant: tenant)
         return try await issue(tenant: tenant, user: user, sid: sid, refreshToken: refreshToken, now: now)
     }
 

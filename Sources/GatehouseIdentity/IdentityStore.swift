@@ -21,8 +21,13 @@ public protocol IdentityStore: Sendable {
     func user(tenant: String, email: String) async throws -> UserRecord?
     func user(tenant: String, id: String) async throws -> UserRecord?
     func users(tenant: String) async throws -> [UserRecord]
-    /// Writes name, roles, password hash, the disabled flag and `email_verified` of an existing user.
+    /// Writes name, roles, password hash and the disabled flag of an existing user. Never `email_verified`, which
+    /// only a used code sets (``completeAccountCode(_:now:completion:)``): a copy read before a verification must
+    /// not undo it.
     func updateUser(_ user: UserRecord, audit: [AuditEvent]) async throws
+    /// Replaces a user's password hash only if it is still `expected` (a re-hash at login must never undo a reset
+    /// or a password change that committed meanwhile). Returns whether it did.
+    func replacePasswordHash(tenant: String, userID: String, expected: String, replacement: String) async throws -> Bool
 
     /// Starts a login with its first refresh token.
     func insertLogin(_ login: LoginRecord, refreshToken: RefreshTokenRecord, audit: [AuditEvent]) async throws
@@ -75,19 +80,25 @@ public protocol IdentityStore: Sendable {
 
     /// Stores a reset or verification request (§11), replacing the previous one of its address and purpose, and
     /// queues its message, atomically; unless a message for this address (any purpose) was queued less than
-    /// `minimumInterval` seconds before `code.createdAt`, in which case nothing changes and it returns false.
+    /// `minimumInterval` seconds before `code.createdAt`, in which case nothing changes and it returns false. When
+    /// that message was queued is kept apart from the request, so spending a request never lifts the limit.
     func issueAccountCode(_ code: AccountCodeRecord, mail: OutboxMessage, minimumInterval: Int64, audit: [AuditEvent]) async throws -> Bool
     /// The live request of this address and purpose if `codeHash` is its code. A wrong code counts as a failure,
     /// atomically across processes, and the `maximumFailures`th deletes the request (§11: five wrong codes spend it).
-    func checkAccountCode(tenant: String, emailKey: String, purpose: AccountCodePurpose, codeHash: String, now: Int64, maximumFailures: Int)
-        async throws -> AccountCodeCheck
+    /// Every wrong code (with or without a request, so the answer takes the same work whether the address has an
+    /// account) also counts for the address and purpose over a day: after `dailyFailureLimit` of them no code is
+    /// accepted for a day, whatever the request (links still work), so replacing requests cannot buy more guesses.
+    func checkAccountCode(
+        tenant: String, emailKey: String, purpose: AccountCodePurpose, codeHash: String, now: Int64, maximumFailures: Int, dailyFailureLimit: Int
+    ) async throws -> AccountCodeCheck
     /// The live request whose link token hashes to `tokenHash`.
     func accountCode(tenant: String, purpose: AccountCodePurpose, tokenHash: String, now: Int64) async throws -> AccountCodeRecord?
     /// Spends `code` (both its code and its link) and applies `completion` to its user, in one transaction. Returns
     /// the logins it revoked, or nil when the request is no longer live (spent, replaced or expired meanwhile) or
     /// its user is gone or disabled: then nothing changes.
     func completeAccountCode(_ code: AccountCodeRecord, now: Int64, completion: AccountCodeCompletion) async throws -> [String]?
-    /// Forgets requests that expired before `now`; returns how many.
+    /// Forgets requests that expired before `now`, and the send times and failure counts that no longer matter;
+    /// returns how many requests.
     func deleteAccountCodes(expiredBy now: Int64) async throws -> Int
 
     /// Queues messages that go with no other change.

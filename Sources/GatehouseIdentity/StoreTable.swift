@@ -38,5 +38,7 @@ public struct StoreTable: Sendable, Equatable {
             "mail_outbox",
             ["id", "tenant", "kind", "user_id", "email", "sealed_message", "created_at", "give_up_at", "attempts", "next_attempt_at", "last_error"]
         ),
+        ("account_mail_sends", ["tenant", "email_key", "sent_at"]),
+        ("account_code_failures", ["tenant", "email_key", "purpose", "failures", "since"]),
     ]
 }

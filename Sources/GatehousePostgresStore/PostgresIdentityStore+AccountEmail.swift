@@ -15,11 +15,16 @@ extension PostgresIdentityStore {
                 try await Self.lockAddress(tenant: code.tenant, emailKey: code.emailKey, connection, logger)
                 var last: Int64?
                 for try await value in try await connection.query(
-                    "SELECT MAX(created_at) FROM account_codes WHERE tenant = \(code.tenant) AND email_key = \(code.emailKey)", logger: logger
-                ).decode(Int64?.self) {
+                    "SELECT sent_at FROM account_mail_sends WHERE tenant = \(code.tenant) AND email_key = \(code.emailKey)", logger: logger
+                ).decode(Int64.self) {
                     last = value
                 }
                 if let last, code.createdAt - last < minimumInterval { return false }
+                try await connection.query(
+                    """
+                    INSERT INTO account_mail_sends (tenant, email_key, sent_at) VALUES (\(code.tenant), \(code.emailKey), \(code.createdAt))
+                    ON CONFLICT (tenant, email_key) DO UPDATE SET sent_at = EXCLUDED.sent_at
+                    """, logger: logger)
                 try await connection.query(
                     """
                     INSERT INTO account_codes (\(unescaped: Self.codeColumns))
@@ -36,29 +41,53 @@ extension PostgresIdentityStore {
         }
     }
 
-    public func checkAccountCode(tenant: String, emailKey: String, purpose: AccountCodePurpose, codeHash: String, now: Int64, maximumFailures: Int)
-        async throws -> AccountCodeCheck
-    {
+    public func checkAccountCode(
+        tenant: String, emailKey: String, purpose: AccountCodePurpose, codeHash: String, now: Int64, maximumFailures: Int, dailyFailureLimit: Int
+    ) async throws -> AccountCodeCheck {
         try await run { connection, logger in
             try await connection.transaction(logger: logger) { connection -> AccountCodeCheck in
+                // One check at a time per address and purpose, whether or not a request exists to lock.
+                try await Self.lockAddress(tenant: tenant, emailKey: emailKey + "/" + purpose.rawValue, connection, logger)
+                var today = 0
+                for try await (failures, since) in try await connection.query(
+                    """
+                    SELECT failures, since FROM account_code_failures
+                    WHERE tenant = \(tenant) AND email_key = \(emailKey) AND purpose = \(purpose.rawValue)
+                    """, logger: logger
+                ).decode((Int32, Int64).self) where since > now - 86_400 {
+                    today = Int(failures)
+                }
+                if today >= dailyFailureLimit { return .invalid }
                 let rows = try await connection.query(
                     """
                     SELECT \(unescaped: Self.codeColumns) FROM account_codes
-                    WHERE tenant = \(tenant) AND email_key = \(emailKey) AND purpose = \(purpose.rawValue) FOR UPDATE
+                    WHERE tenant = \(tenant) AND email_key = \(emailKey) AND purpose = \(purpose.rawValue)
                     """, logger: logger)
                 var found: AccountCodeRecord?
                 for try await row in rows { found = try Self.accountCode(row) }
-                guard let record = found, record.expiresAt > now else { return .invalid }
-                if record.matchesCode(codeHash) { return .valid(record) }
-                if record.failures + 1 >= maximumFailures {
-                    try await connection.query(
-                        "DELETE FROM account_codes WHERE tenant = \(tenant) AND email_key = \(emailKey) AND purpose = \(purpose.rawValue)", logger: logger)
-                } else {
-                    try await connection.query(
-                        """
-                        UPDATE account_codes SET failures = failures + 1
-                        WHERE tenant = \(tenant) AND email_key = \(emailKey) AND purpose = \(purpose.rawValue)
-                        """, logger: logger)
+                let live = found.flatMap { $0.expiresAt > now ? $0 : nil }
+                if let live, live.matchesCode(codeHash) { return .valid(live) }
+                // Wrong, or nothing to be right about: the same write either way.
+                let dayStart = now - 86_400
+                try await connection.query(
+                    """
+                    INSERT INTO account_code_failures (tenant, email_key, purpose, failures, since)
+                    VALUES (\(tenant), \(emailKey), \(purpose.rawValue), 1, \(now))
+                    ON CONFLICT (tenant, email_key, purpose) DO UPDATE SET
+                        failures = CASE WHEN account_code_failures.since > \(dayStart) THEN account_code_failures.failures + 1 ELSE 1 END,
+                        since = CASE WHEN account_code_failures.since > \(dayStart) THEN account_code_failures.since ELSE EXCLUDED.since END
+                    """, logger: logger)
+                if let live {
+                    if live.failures + 1 >= maximumFailures {
+                        try await connection.query(
+                            "DELETE FROM account_codes WHERE tenant = \(tenant) AND email_key = \(emailKey) AND purpose = \(purpose.rawValue)", logger: logger)
+                    } else {
+                        try await connection.query(
+                            """
+                            UPDATE account_codes SET failures = failures + 1
+                            WHERE tenant = \(tenant) AND email_key = \(emailKey) AND purpose = \(purpose.rawValue)
+                            """, logger: logger)
+                    }
                 }
                 return .invalid
             }
@@ -101,6 +130,11 @@ extension PostgresIdentityStore {
                         try await connection.query(
                             "DELETE FROM login_failures WHERE tenant = \(code.tenant) AND email_key = \(code.emailKey)", logger: logger)
                     }
+                    try await connection.query(
+                        """
+                        DELETE FROM account_code_failures
+                        WHERE tenant = \(code.tenant) AND email_key = \(code.emailKey) AND purpose = \(code.purpose.rawValue)
+                        """, logger: logger)
                     var sids: [String] = []
                     if let until = completion.revokeLoginsUntil {
                         let rows = try await connection.query(
@@ -120,7 +154,10 @@ extension PostgresIdentityStore {
 
     public func deleteAccountCodes(expiredBy now: Int64) async throws -> Int {
         try await run { connection, logger in
-            try await connection.query("DELETE FROM account_codes WHERE expires_at <= \(now) RETURNING 1", logger: logger).collect().count
+            let deleted = try await connection.query("DELETE FROM account_codes WHERE expires_at <= \(now) RETURNING 1", logger: logger).collect().count
+            try await connection.query("DELETE FROM account_mail_sends WHERE sent_at < \(now - 3600)", logger: logger)
+            try await connection.query("DELETE FROM account_code_failures WHERE since < \(now - 86_400)", logger: logger)
+            return deleted
         }
     }
 

@@ -106,7 +106,7 @@ public final class PostgresIdentityStore: IdentityStore {
                 let changed = try await connection.query(
                     """
                     UPDATE users SET name = \(user.name), roles = \(user.encodedRoles), password_hash = \(user.passwordHash),
-                        disabled = \(user.disabled), email_verified = \(user.emailVerified) WHERE id = \(user.id) AND tenant = \(user.tenant) RETURNING 1
+                        disabled = \(user.disabled) WHERE id = \(user.id) AND tenant = \(user.tenant) RETURNING 1
                     """, logger: logger
                 ).collect().count
                 if changed > 0 { try await Self.insert(audit, connection, logger) }
@@ -114,6 +114,17 @@ public final class PostgresIdentityStore: IdentityStore {
             }
         }
         if changed == 0 { throw IdentityStoreError.notFound }
+    }
+
+    public func replacePasswordHash(tenant: String, userID: String, expected: String, replacement: String) async throws -> Bool {
+        try await run { connection, logger in
+            try await connection.query(
+                """
+                UPDATE users SET password_hash = \(replacement)
+                WHERE id = \(userID) AND tenant = \(tenant) AND password_hash = \(expected) RETURNING 1
+                """, logger: logger
+            ).collect().count == 1
+        }
     }
 
     // MARK: Logins and refresh tokens

@@ -159,6 +159,24 @@ enum PostgresSchema {
                 )
                 """,
                 "CREATE INDEX mail_outbox_due ON mail_outbox(next_attempt_at)",
+                """
+                CREATE TABLE account_mail_sends (
+                    tenant TEXT NOT NULL,
+                    email_key TEXT NOT NULL,
+                    sent_at BIGINT NOT NULL,
+                    PRIMARY KEY (tenant, email_key)
+                )
+                """,
+                """
+                CREATE TABLE account_code_failures (
+                    tenant TEXT NOT NULL,
+                    email_key TEXT NOT NULL,
+                    purpose TEXT NOT NULL,
+                    failures INTEGER NOT NULL,
+                    since BIGINT NOT NULL,
+                    PRIMARY KEY (tenant, email_key, purpose)
+                )
+                """,
             ]),
     ]
 

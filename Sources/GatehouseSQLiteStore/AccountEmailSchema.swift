@@ -1,5 +1,5 @@
-/// The tables of §11 in SQLite (migration v6): `email_verified` on users, reset and verification requests, and the
-/// outbox of account e-mail. PostgreSQL has the same in its migration 3.
+/// The tables of §11 in SQLite (migration v6): `email_verified` on users, reset and verification requests, the
+/// outbox of account e-mail, when each address was last sent a message, and wrong codes per address and day. PostgreSQL has the same in its migration 3.
 enum AccountEmailSchema {
     static let sqlite = """
         ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 1;
@@ -29,5 +29,19 @@ enum AccountEmailSchema {
             last_error TEXT
         );
         CREATE INDEX mail_outbox_due ON mail_outbox(next_attempt_at);
+        CREATE TABLE account_mail_sends (
+            tenant TEXT NOT NULL,
+            email_key TEXT NOT NULL,
+            sent_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant, email_key)
+        );
+        CREATE TABLE account_code_failures (
+            tenant TEXT NOT NULL,
+            email_key TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            failures INTEGER NOT NULL,
+            since INTEGER NOT NULL,
+            PRIMARY KEY (tenant, email_key, purpose)
+        );
         """
 }

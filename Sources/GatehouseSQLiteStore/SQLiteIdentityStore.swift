@@ -280,14 +280,22 @@ public final class SQLiteIdentityStore: IdentityStore {
     public func updateUser(_ user: UserRecord, audit: [AuditEvent]) async throws {
         let changed = try await pool.write { db in
             try db.execute(
-                sql: "UPDATE users SET name = ?, roles = ?, password_hash = ?, disabled = ?, email_verified = ? WHERE id = ? AND tenant = ?",
-                arguments: [user.name, user.encodedRoles, user.passwordHash, user.disabled, user.emailVerified, user.id, user.tenant])
+                sql: "UPDATE users SET name = ?, roles = ?, password_hash = ?, disabled = ? WHERE id = ? AND tenant = ?",
+                arguments: [user.name, user.encodedRoles, user.passwordHash, user.disabled, user.id, user.tenant])
             let changed = db.changesCount
             // No user, no change: nothing to record either (the caller is told by the throw below).
             if changed > 0 { try Self.insert(audit, db) }
             return changed
         }
         if changed == 0 { throw IdentityStoreError.notFound }
+    }
+
+    public func replacePasswordHash(tenant: String, userID: String, expected: String, replacement: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE users SET password_hash = ? WHERE id = ? AND tenant = ? AND password_hash = ?", arguments: [replacement, userID, tenant, expected])
+            return db.changesCount == 1
+        }
     }
 
     // MARK: Logins and refresh tokens
@@ -568,8 +576,11 @@ public final class SQLiteIdentityStore: IdentityStore {
             // Under the write lock from the start: two requests at once cannot both find the address quiet.
             try db.inTransaction(.immediate) {
                 let last = try Int64.fetchOne(
-                    db, sql: "SELECT MAX(created_at) FROM account_codes WHERE tenant = ? AND email_key = ?", arguments: [code.tenant, code.emailKey])
+                    db, sql: "SELECT sent_at FROM account_mail_sends WHERE tenant = ? AND email_key = ?", arguments: [code.tenant, code.emailKey])
                 if let last, code.createdAt - last < minimumInterval { return .commit }
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO account_mail_sends (tenant, email_key, sent_at) VALUES (?, ?, ?)",
+                    arguments: [code.tenant, code.emailKey, code.createdAt])
                 try db.execute(
                     sql: """
                         INSERT OR REPLACE INTO account_codes
@@ -588,23 +599,38 @@ public final class SQLiteIdentityStore: IdentityStore {
         }
     }
 
-    public func checkAccountCode(tenant: String, emailKey: String, purpose: AccountCodePurpose, codeHash: String, now: Int64, maximumFailures: Int)
-        async throws -> AccountCodeCheck
-    {
+    public func checkAccountCode(
+        tenant: String, emailKey: String, purpose: AccountCodePurpose, codeHash: String, now: Int64, maximumFailures: Int, dailyFailureLimit: Int
+    ) async throws -> AccountCodeCheck {
         try await pool.writeWithoutTransaction { db in
             var check = AccountCodeCheck.invalid
             try db.inTransaction(.immediate) {
                 let key: StatementArguments = [tenant, emailKey, purpose.rawValue]
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM account_codes WHERE tenant = ? AND email_key = ? AND purpose = ?", arguments: key),
-                    let record = Self.accountCode(row), record.expiresAt > now
-                else { return .commit }
-                if record.matchesCode(codeHash) {
-                    check = .valid(record)
-                } else if record.failures + 1 >= maximumFailures {
-                    try db.execute(sql: "DELETE FROM account_codes WHERE tenant = ? AND email_key = ? AND purpose = ?", arguments: key)
-                } else {
-                    try db.execute(
-                        sql: "UPDATE account_codes SET failures = failures + 1 WHERE tenant = ? AND email_key = ? AND purpose = ?", arguments: key)
+                let counted = try Row.fetchOne(
+                    db, sql: "SELECT failures, since FROM account_code_failures WHERE tenant = ? AND email_key = ? AND purpose = ?", arguments: key)
+                let today: Int = counted.flatMap { row in (row["since"] as Int64) > now - 86_400 ? row["failures"] : nil } ?? 0
+                if today >= dailyFailureLimit { return .commit }
+                let row = try Row.fetchOne(db, sql: "SELECT * FROM account_codes WHERE tenant = ? AND email_key = ? AND purpose = ?", arguments: key)
+                let live = row.flatMap(Self.accountCode).flatMap { $0.expiresAt > now ? $0 : nil }
+                if let live, live.matchesCode(codeHash) {
+                    check = .valid(live)
+                    return .commit
+                }
+                // Wrong, or nothing to be right about: the same write either way.
+                try db.execute(
+                    sql: """
+                        INSERT INTO account_code_failures (tenant, email_key, purpose, failures, since) VALUES (?, ?, ?, 1, ?)
+                        ON CONFLICT (tenant, email_key, purpose) DO UPDATE SET
+                            failures = CASE WHEN since > ? THEN failures + 1 ELSE 1 END,
+                            since = CASE WHEN since > ? THEN since ELSE excluded.since END
+                        """, arguments: [tenant, emailKey, purpose.rawValue, now, now - 86_400, now - 86_400])
+                if let live {
+                    if live.failures + 1 >= maximumFailures {
+                        try db.execute(sql: "DELETE FROM account_codes WHERE tenant = ? AND email_key = ? AND purpose = ?", arguments: key)
+                    } else {
+                        try db.execute(
+                            sql: "UPDATE account_codes SET failures = failures + 1 WHERE tenant = ? AND email_key = ? AND purpose = ?", arguments: key)
+                    }
                 }
                 return .commit
             }
@@ -642,6 +668,9 @@ public final class SQLiteIdentityStore: IdentityStore {
                 if completion.clearsLoginFailures {
                     try db.execute(sql: "DELETE FROM login_failures WHERE tenant = ? AND email_key = ?", arguments: [code.tenant, code.emailKey])
                 }
+                try db.execute(
+                    sql: "DELETE FROM account_code_failures WHERE tenant = ? AND email_key = ? AND purpose = ?",
+                    arguments: [code.tenant, code.emailKey, code.purpose.rawValue])
                 var sids: [String] = []
                 if let until = completion.revokeLoginsUntil {
                     sids = try String.fetchAll(
@@ -660,7 +689,10 @@ public final class SQLiteIdentityStore: IdentityStore {
     public func deleteAccountCodes(expiredBy now: Int64) async throws -> Int {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM account_codes WHERE expires_at <= ?", arguments: [now])
-            return db.changesCount
+            let deleted = db.changesCount
+            try db.execute(sql: "DELETE FROM account_mail_sends WHERE sent_at < ?", arguments: [now - 3600])
+            try db.execute(sql: "DELETE FROM account_code_failures WHERE since < ?", arguments: [now - 86_400])
+            return deleted
         }
     }
 

@@ -102,10 +102,11 @@ struct AuthEndpoints: Sendable {
                 return await browser.logOut(request, tenant: tenant)
             case ("/auth/password/forgot", .GET), ("/auth/password/forgot", .HEAD): return browser.forgotPasswordPage(request, tenant: tenant)
             case ("/auth/password/reset", .GET), ("/auth/password/reset", .HEAD): return await browser.resetPasswordPage(request, tenant: tenant)
-            case ("/auth/verify-email", .GET), ("/auth/verify-email", .HEAD): return await browser.verifyEmailPage(request, tenant: tenant)
+            case ("/auth/verify-email", .GET), ("/auth/verify-email", .HEAD): return await browser.confirmEmailPage(request, tenant: tenant)
             case ("/auth/password/forgot", _) where request.isFormPost: return browser.forgotPassword(request, tenant: tenant)
             case ("/auth/password/reset", _) where request.isFormPost: return await browser.resetPassword(request, tenant: tenant)
             case ("/auth/verify-email/resend", _) where request.isFormPost: return browser.resendVerification(request, tenant: tenant)
+            case ("/auth/verify-email", _) where request.isFormPost: return await browser.confirmEmail(request, tenant: tenant)
             default: break
             }
             switch request.path {

@@ -86,14 +86,35 @@ extension BrowserEndpoints {
         }
     }
 
-    /// `GET /auth/verify-email?token=`: confirms the address and says so (§4: 204 for the JSON call, a page here).
-    /// A GET that changes something: the link in a message can only be a GET, and what it does is idempotent and
-    /// harmless to repeat (the address of the link's owner becomes verified).
-    func verifyEmailPage(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
+    /// `GET /auth/verify-email?token=`: the page the message's link opens, with a button that confirms. Looking
+    /// spends nothing: mail scanners open every link, and an account someone else opened with this address must not
+    /// become verified without its owner pressing the button.
+    func confirmEmailPage(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
         let token = (request.query.flatMap(FormBody.parse) ?? [:])["token"] ?? ""
         var model = BrowserPages.Model()
         do {
-            try await identity.verifyEmail(tenant: tenant.configuration, using: .token(token), context: request.audit)
+            guard try await identity.isLiveVerificationToken(tenant: tenant.configuration, token: token) else {
+                model.title = "This link no longer works"
+                model.formError = "The link is wrong, already used, replaced by a newer one, or expired. Sign in to ask for a new one."
+                return page(.message, model, status: .unauthorized, request: request, tenant: tenant)
+            }
+        } catch {
+            request.logger.error("identity store failure; the page says try again", metadata: ["error": "\(error)"])
+            return unavailable(.message, model, request, tenant, detail: "Confirming addresses is unavailable right now. Try the link again shortly.")
+        }
+        model.token = token
+        return page(.confirmEmail, model, status: .ok, request: request, tenant: tenant)
+    }
+
+    /// `POST /auth/verify-email` (form): the button of ``confirmEmailPage(_:tenant:)``.
+    func confirmEmail(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
+        guard let form = FormBody.parse(request.body) else { return unreadableForm(.message, request, tenant) }
+        var model = BrowserPages.Model()
+        model.token = form["token"] ?? ""
+        if let refusal = refuseForgedForm(.confirmEmail, form, model, request, tenant) { return refusal }
+        model.token = nil
+        do {
+            try await identity.verifyEmail(tenant: tenant.configuration, using: .token(form["token"] ?? ""), context: request.audit)
             model.title = "Address confirmed"
             model.notice = "Your e-mail address is confirmed. You can sign in now."
             return page(.message, model, status: .ok, request: request, tenant: tenant)
@@ -103,7 +124,7 @@ extension BrowserEndpoints {
             return page(.message, model, status: .unauthorized, request: request, tenant: tenant)
         } catch {
             request.logger.error("identity store failure; the page says try again", metadata: ["error": "\(error)"])
-            return unavailable(.message, model, request, tenant, detail: "Confirming addresses is unavailable right now. Try the link again shortly.")
+            return unavailable(.message, model, request, tenant, detail: "Confirming addresses is unavailable right now. Try again shortly.")
         }
     }
 

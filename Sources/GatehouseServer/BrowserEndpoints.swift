@@ -124,7 +124,7 @@ struct BrowserEndpoints: Sendable {
             if tenant.configuration.email.verification == .required && !user.emailVerified {
                 // §7: no session until the address is verified; the message is on its way.
                 return checkEmailPage(
-                    "We sent a message to \(user.email). Open its link (or enter its code) to confirm the address, then sign in.", request, tenant)
+                    "We sent a message to \(user.email). Open its link to confirm the address, then sign in.", request, tenant)
             }
             let grant: SessionGrant
             do {
@@ -267,7 +267,7 @@ struct BrowserEndpoints: Sendable {
         let rendered = pages.render(kind, model, tenant: tenant.configuration)
         headers += [
             ("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", rendered.contentSecurityPolicy),
-            ("X-Frame-Options", "DENY"), ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"),
+            ("X-Frame-Options", "DENY"), ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "strict-origin"),
             ("Cache-Control", "no-store"),
         ]
         return EndpointResponse(status: status, headers: headers, body: rendered.html)

@@ -40,8 +40,17 @@ import Testing
             #expect(forged.status == 403)
             // The link from the message, opened: the address is confirmed, and signing in works.
             let mail = try #require(try await AccountEmailEndToEndTests.mails(smtp, to: "uma@strict.test", count: 1).first)
-            let confirmed = try await browser.open("/auth/verify-email?token=" + (mail.token ?? ""))
+            // Opening the link (twice, or as HEAD, as a mail scanner would) shows a button and spends nothing.
+            for _ in 0..<2 {
+                let page = try await browser.open("/auth/verify-email?token=" + (mail.token ?? ""))
+                #expect(page.status == 200 && page.text.contains("Confirm my address"))
+                #expect(page.header("Referrer-Policy") == "strict-origin")
+            }
+            #expect(try await browser.send("/auth/verify-email?token=" + (mail.token ?? ""), method: "HEAD").status == 200)
+            #expect(try await browser.submit("/auth/verify-email", [("token", mail.token ?? ""), ("csrf_token", "forged")]).status == 403)
+            let confirmed = try await browser.submit("/auth/verify-email", [("token", mail.token ?? "")])
             #expect(confirmed.status == 200 && confirmed.text.contains("Address confirmed"))
+            #expect(try await browser.open("/auth/verify-email?token=" + (mail.token ?? "")).status == 401)
             _ = try await browser.open("/auth/login")
             let again = try await browser.submit("/auth/login", [("email", "uma@strict.test"), ("password", "a long password"), ("rd", "/")])
             #expect(again.status == 303 && browser.cookies["gatehouse_session"] != nil)

@@ -162,7 +162,8 @@ public final class SMTPTestServer: @unchecked Sendable {
         if args.cert:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(args.cert, args.key)
-        options = dict(hostname="127.0.0.1", port=args.port, decode_data=False)
+        # A loaded machine (two cores, many tests) can take more than the default second to start the server.
+        options = dict(hostname="127.0.0.1", port=args.port, decode_data=False, ready_timeout=30)
         if args.implicit_tls:
             options["ssl_context"] = context
         elif context is not None:
