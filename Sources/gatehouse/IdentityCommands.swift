@@ -75,8 +75,11 @@ struct Users: AsyncParsableCommand {
             let users = try await options.withIdentity("users list") { identity, tenant in try await identity.store.users(tenant: tenant.id) }
             for user in users {
                 let created = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(user.createdAt)))
-                print([user.email, user.id, user.name, user.roles.joined(separator: ","), user.disabled ? "disabled" : "active", created]
-                    .joined(separator: "\t"))
+                print(
+                    [
+                        user.email, user.id, user.name, user.roles.joined(separator: ","), user.disabled ? "disabled" : "active", created,
+                        user.emailVerified ? "verified" : "unverified",
+                    ].joined(separator: "\t"))
             }
         }
     }

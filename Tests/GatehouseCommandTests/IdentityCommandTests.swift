@@ -7,6 +7,7 @@ import Testing
     let tenant = """
         hosts: [acme.test]
         password: {min_length: 10}
+        signup: {enabled: true}
         routes:
           - {path: /admin, upstream: "http://127.0.0.1:1", require: {roles: [admin]}}
           - {path: /me, upstream: "http://127.0.0.1:1"}
@@ -45,10 +46,19 @@ import Testing
         #expect(try await logIn(gateway.port, "legacy@acme.test", "U*U").status == 200)
         #expect(try await logIn(gateway.port, "legacy@acme.test", "U*V").status == 401)
 
+        let signup = try await requestOffThread(
+            port: gateway.port, "/auth/signup", method: "POST", host: "acme.test", headers: [("Content-Type", "application/json")],
+            body: #"{"email":"self@acme.test","password":"a long password"}"#)
+        #expect(signup.status == 201)
         let listed = try run(gatehouseBinary, ["users", "list"] + config)
         #expect(listed.status == 0)
         #expect(listed.output.contains("ops@acme.test\t") && listed.output.contains("\tadmin\tactive"))
         #expect(listed.output.contains("legacy@acme.test\t"))
+        // Users the command line adds or imports are verified (§11); one who signed up is not, until the link.
+        let lines = listed.output.split(separator: "\n")
+        #expect(lines.first { $0.hasPrefix("ops@acme.test\t") }?.hasSuffix("\tverified") == true)
+        #expect(lines.first { $0.hasPrefix("legacy@acme.test\t") }?.hasSuffix("\tverified") == true)
+        #expect(lines.first { $0.hasPrefix("self@acme.test\t") }?.hasSuffix("\tunverified") == true)
         #expect(!listed.output.contains("$2b$") && !listed.output.contains("argon2"), "never a hash")
 
         let roles = try run(gatehouseBinary, ["users", "set-roles"] + config + ["--email", "legacy@acme.test", "--role", "admin", "--role", "billing"])
