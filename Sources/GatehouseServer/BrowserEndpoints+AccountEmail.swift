@@ -94,9 +94,7 @@ extension BrowserEndpoints {
         var model = BrowserPages.Model()
         do {
             guard try await identity.isLiveVerificationToken(tenant: tenant.configuration, token: token) else {
-                model.title = "This link no longer works"
-                model.formError = "The link is wrong, already used, replaced by a newer one, or expired. Sign in to ask for a new one."
-                return page(.message, model, status: .unauthorized, request: request, tenant: tenant)
+                return deadVerificationLinkPage(request, tenant)
             }
         } catch {
             request.logger.error("identity store failure; the page says try again", metadata: ["error": "\(error)"])
@@ -119,9 +117,7 @@ extension BrowserEndpoints {
             model.notice = "Your e-mail address is confirmed. You can sign in now."
             return page(.message, model, status: .ok, request: request, tenant: tenant)
         } catch IdentityError.invalidAccountCode {
-            model.title = "This link no longer works"
-            model.formError = "The link is wrong, already used, replaced by a newer one, or expired. Sign in to ask for a new one."
-            return page(.message, model, status: .unauthorized, request: request, tenant: tenant)
+            return deadVerificationLinkPage(request, tenant)
         } catch {
             request.logger.error("identity store failure; the page says try again", metadata: ["error": "\(error)"])
             return unavailable(.message, model, request, tenant, detail: "Confirming addresses is unavailable right now. Try again shortly.")
@@ -133,6 +129,13 @@ extension BrowserEndpoints {
         model.title = "Check your e-mail"
         model.notice = notice
         return page(.message, model, status: .ok, request: request, tenant: tenant)
+    }
+
+    private func deadVerificationLinkPage(_ request: EndpointRequest, _ tenant: Tenant) -> EndpointResponse {
+        var model = BrowserPages.Model()
+        model.title = "This link no longer works"
+        model.formError = "The link is wrong, already used, replaced by a newer one, or expired. Sign in to ask for a new one."
+        return page(.message, model, status: .unauthorized, request: request, tenant: tenant)
     }
 
     private func deadLinkPage(_ request: EndpointRequest, _ tenant: Tenant) -> EndpointResponse {
