@@ -37,7 +37,9 @@ let package = Package(
             name: "GatehouseConfiguration",
             dependencies: ["GatehouseTokens", "GatehouseMail", .product(name: "Yams", package: "Yams")]
         ),
-        // System libraries: argon2id (Debian libargon2-dev) and libxcrypt's bcrypt (libcrypt-dev).
+        // System libraries: argon2id (Debian libsodium-dev, whose SIMD code hashes; libargon2-dev for more than one
+        // lane, which libsodium does not compute) and libxcrypt's bcrypt (libcrypt-dev).
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
         .systemLibrary(name: "CCrypt", pkgConfig: "libcrypt", providers: [.apt(["libcrypt-dev"])]),
         // JWS signing and verification, keys, revocation and the verified-token cache. No I/O.
@@ -57,6 +59,7 @@ let package = Package(
                 "GatehouseConfiguration",
                 "GatehouseTokens",
                 "GatehouseMail",
+                "CSodium",
                 "CArgon2",
                 "CCrypt",
                 .product(name: "Logging", package: "swift-log"),
@@ -206,7 +209,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseIdentityTests",
-            dependencies: ["GatehouseIdentity", "GatehouseTokens", "GatehouseConfiguration"]
+            dependencies: ["GatehouseIdentity", "GatehouseTokens", "GatehouseConfiguration", "CSodium", "CArgon2"]
         ),
         .testTarget(
             name: "GatehouseSQLiteStoreTests",

@@ -40,7 +40,7 @@ public struct AccountCodeRecord: Sendable, Hashable {
     }
 
     /// Whether `candidate` is this request's code hash, compared in constant time.
-    public func matchesCode(_ candidate: String) -> Bool { AccountSecrets.constantTimeEqual(codeHash, candidate) }
+    public func matchesCode(_ candidate: String) -> Bool { constantTimeEquals(Array(codeHash.utf8), Array(candidate.utf8)) }
 }
 
 /// How a code entered by hand was received.
@@ -158,15 +158,5 @@ public struct AccountSecrets: Sendable {
     private func hash(_ parts: [String]) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Array(parts.joined(separator: "\u{1F}").utf8), using: key)
         return Data(mac).map { String(format: "%02x", $0) }.joined()
-    }
-
-    /// Compares two strings without stopping at the first difference.
-    public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let left = Array(a.utf8)
-        let right = Array(b.utf8)
-        guard left.count == right.count else { return false }
-        var difference: UInt8 = 0
-        for index in left.indices { difference |= left[index] ^ right[index] }
-        return difference == 0
     }
 }

@@ -1,9 +1,15 @@
 import CArgon2
 import CCrypt
+import CSodium
 import Foundation
 
 /// Password hashing: argon2id in PHC string format for every new hash; imported bcrypt (`$2a$`, `$2b$`, `$2y$`,
 /// cost at most 14) is verified and re-hashed on the next successful login.
+///
+/// argon2id is computed by libsodium (`crypto_pwhash`, `crypto_pwhash_ALG_ARGON2ID13`), whose SIMD code is about a
+/// third faster than libargon2's reference code with identical output (a test compares both on generated input).
+/// libsodium computes one lane only: a configuration asking for more hashes with libargon2. Every stored argon2id
+/// string verifies with libsodium, whatever its lanes.
 ///
 /// Every call is slow on purpose: run it on a ``HashingPool``, never on an event loop.
 public struct PasswordHasher: Sendable {
@@ -34,9 +40,23 @@ public struct PasswordHasher: Sendable {
 
     public init(parameters: Parameters = Parameters()) {
         self.parameters = parameters
+        // Picks the fastest implementation for this CPU once; safe to call from any thread, any number of times.
+        precondition(sodium_init() >= 0, "libsodium cannot be initialised")
     }
 
     public func hash(_ password: String) -> String {
+        guard parameters.parallelism == 1 else { return hashWithLibargon2(password) }
+        var encoded = [CChar](repeating: 0, count: Int(crypto_pwhash_STRBYTES))
+        let status = crypto_pwhash_str_alg(
+            &encoded, password, UInt64(password.utf8.count), UInt64(parameters.iterations), Int(parameters.memoryKiB) * 1024,
+            crypto_pwhash_ALG_ARGON2ID13)
+        // Only out of memory fails here: the parameters were checked when the configuration was read.
+        precondition(status == 0, "crypto_pwhash_str_alg failed (out of memory?)")
+        return String(decoding: encoded.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The same PHC string with libargon2, for more than one lane.
+    func hashWithLibargon2(_ password: String) -> String {
         var salt = [UInt8](repeating: 0, count: 16)
         var generator = SystemRandomNumberGenerator()
         for index in salt.indices { salt[index] = UInt8.random(in: 0...255, using: &generator) }
@@ -52,8 +72,15 @@ public struct PasswordHasher: Sendable {
 
     public func verify(_ password: String, against stored: String) -> Verification {
         if stored.hasPrefix("$argon2id$") {
-            let passwordBytes = Array(password.utf8)
-            guard argon2id_verify(stored, passwordBytes, passwordBytes.count) == ARGON2_OK.rawValue else { return .mismatch }
+            let matches: Bool
+            if stored.utf8.count < Int(crypto_pwhash_STRBYTES) {
+                matches = crypto_pwhash_str_verify(stored, password, UInt64(password.utf8.count)) == 0
+            } else {
+                // A longer salt or hash than libsodium's string buffer holds (imported from elsewhere).
+                let passwordBytes = Array(password.utf8)
+                matches = argon2id_verify(stored, passwordBytes, passwordBytes.count) == ARGON2_OK.rawValue
+            }
+            guard matches else { return .mismatch }
             return Self.argon2Parameters(of: stored) == parameters ? .match : .matchNeedsRehash
         }
         if Self.isBcrypt(stored) {

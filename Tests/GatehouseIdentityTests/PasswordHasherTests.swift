@@ -1,3 +1,5 @@
+import CArgon2
+import CSodium
 import Testing
 @testable import GatehouseIdentity
 
@@ -68,4 +70,52 @@ final class DispatchSemaphoreBox: @unchecked Sendable {
     private let semaphore = DispatchSemaphore(value: 0)
     func wait() { semaphore.wait() }
     func signal(times: Int) { for _ in 0..<times { semaphore.signal() } }
+}
+
+/// libsodium hashes and verifies argon2id in place of libargon2: on generated input, both give the same bytes for
+/// the same password, salt and parameters, and each verifies the other's PHC strings (§5: every existing hash keeps
+/// verifying).
+@Suite struct LibsodiumEquivalenceTests {
+    static func passwords() -> [String] {
+        var generator = SystemRandomNumberGenerator()
+        var cases = ["", "a", "correct horse battery staple", "pässwörd ✓ 🐎", String(repeating: "x", count: 1024), "nul\u{0}inside"]
+        for _ in 0..<24 {
+            let length = Int.random(in: 1...80, using: &generator)
+            cases.append(String((0..<length).map { _ in Character(Unicode.Scalar(UInt8.random(in: 0x20...0x7E, using: &generator))) }))
+        }
+        return cases
+    }
+
+    @Test func rawHashesAreIdenticalForTheSameSaltAndParameters() {
+        var generator = SystemRandomNumberGenerator()
+        for (index, password) in Self.passwords().enumerated() {
+            let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let iterations = UInt32(1 + index % 3)
+            let memoryKiB = UInt32([1024, 2048, 4096][index % 3])
+            let bytes = Array(password.utf8)
+            var sodium = [UInt8](repeating: 0, count: 32)
+            var reference = [UInt8](repeating: 0, count: 32)
+            let sodiumStatus = crypto_pwhash(
+                &sodium, 32, password, UInt64(bytes.count), salt, UInt64(iterations), Int(memoryKiB) * 1024, crypto_pwhash_ALG_ARGON2ID13)
+            let referenceStatus = argon2id_hash_raw(iterations, memoryKiB, 1, bytes, bytes.count, salt, salt.count, &reference, 32)
+            #expect(sodiumStatus == 0 && referenceStatus == ARGON2_OK.rawValue)
+            #expect(sodium == reference, "password #\(index)")
+        }
+    }
+
+    @Test func eachVerifiesTheOthersStrings() {
+        let hasher = PasswordHasher(parameters: .init(memoryKiB: 1024, iterations: 1, parallelism: 1))
+        let twoLanes = PasswordHasher(parameters: .init(memoryKiB: 1024, iterations: 1, parallelism: 2))
+        for password in Self.passwords().prefix(12) {
+            let bytes = Array(password.utf8)
+            let bySodium = hasher.hash(password)
+            #expect(argon2id_verify(bySodium, bytes, bytes.count) == ARGON2_OK.rawValue)
+            let byReference = hasher.hashWithLibargon2(password)
+            #expect(hasher.verify(password, against: byReference) == .match)
+            // More than one lane: hashed by libargon2, verified by libsodium.
+            let laned = twoLanes.hash(password)
+            #expect(laned.contains(",p=2$") && hasher.verify(password, against: laned) == .matchNeedsRehash)
+            #expect(hasher.verify(password + "x", against: bySodium) == .mismatch)
+        }
+    }
 }
