@@ -13,6 +13,14 @@
 #                                 # route, with req/s, the ratio to nginx-plain and CPU microseconds per request
 #   scripts/bench.sh metrics      # the same rounds as ab, one build with GATEHOUSE_METRICS=off then =on: what
 #                                 # recording the §10 metrics costs on the public and the ES256 route
+#   scripts/bench.sh tls          # TLS 1.3 HTTP/1.1 (wrk over https) to a public route: Gatehouse (GATEHOUSE_THREADS=1)
+#                                 # vs nginx with TLS and one worker, both with a self-signed ECDSA P-256 certificate
+#   scripts/bench.sh h2           # the same over HTTP/2 with Debian's h2load: -c16 -m16 (many streams), then -c64 -m1
+#                                 # (one stream per connection)
+#   A=old/gatehouse B=new/gatehouse scripts/bench.sh logins
+#                                 # logins (POST /auth/token, argon2id at the default m=19MiB t=2 p=1, one hashing thread
+#                                 # per core): logins/s with 16 clients, and the latency of one login alone, A B A B
+#   Every mode that prints a table prints the server's CPU microseconds per request next to req/s.
 #   scripts/bench.sh replicas     # two replicas (GATEHOUSE_THREADS=1 each) on one store, SQLite and PostgreSQL, A B B A:
 #                                 # an authenticated ES256 route with the load split between them (one wrk each),
 #                                 # logins (POST /auth/token) split the same way, and revocation propagation: 200 logouts
@@ -28,8 +36,8 @@ WORK="$(mktemp -d /tmp/gatehouse-bench.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 
 [ -x "$BENCH/run.sh" ] || { echo "no benchmark harness at $BENCH" >&2; exit 1; }
-if [ "$MODE" = ab ]; then
-    BIN="${A:?A=path/to/gatehouse (and B=...) for scripts/bench.sh ab}"
+if [ "$MODE" = ab ] || [ "$MODE" = logins ]; then
+    BIN="${A:?A=path/to/gatehouse (and B=...) for scripts/bench.sh $MODE}"
 else
     echo "building release..." >&2
     swift build -c release --package-path "$ROOT" >&2
@@ -44,6 +52,37 @@ admin_listen: 127.0.0.1:18059
 tenants: ../tenants
 access_log: ${ACCESS_LOG:-false}
 YAML
+
+# The CPU ticks (user + system) a process used so far: all its threads.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# measure NAME PID URL [wrk args...]: 2 s warm-up, 10 s (DURATION) measured with wrk -t1 -c64; prints req/s, the
+# server's CPU µs per request, the non-2xx count and the p99 latency.
+measure() {
+    local name=$1 pid=$2 url=$3; shift 3
+    wrk -t1 -c64 -d2s "$@" "$url" >/dev/null
+    local before after out rps requests non2xx p99
+    before=$(ticks "$pid")
+    out=$(wrk -t1 -c64 -d"${DURATION:-10s}" --latency "$@" "$url")
+    after=$(ticks "$pid")
+    rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+    requests=$(awk '/requests in/{print $1}' <<<"$out")
+    non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    printf '%s\t%s\t%.1f\t%s\t%s\n' "$name" "$rps" "$(echo "($after - $before) * 1000000 / $(getconf CLK_TCK) / $requests" | bc -l)" "${non2xx:-0}" "$p99"
+}
+# measure_h2 NAME PID URL [h2load args...]: the same with h2load over HTTP/2 (2 s warm-up inside the run).
+measure_h2() {
+    local name=$1 pid=$2 url=$3; shift 3
+    local before after out rps requests failed
+    before=$(ticks "$pid")
+    out=$(h2load --warm-up-time=2 -D "${DURATION:-10}" "$@" "$url")
+    after=$(ticks "$pid")
+    rps=$(awk '/^finished in/{print $4}' <<<"$out")
+    requests=$(awk '/^requests:/{print $8}' <<<"$out")
+    failed=$(awk '/^requests:/{print $10 + 0}' <<<"$out")
+    p99=$(awk '/^time for request:/{print $0}' <<<"$out" | head -1)
+    printf '%s\t%s\t%.1f\t%s\t%s\n' "$name" "$rps" "$(echo "($after - $before) * 1000000 / $(getconf CLK_TCK) / ($requests + 0.0001)" | bc -l)" "${failed:-0}" "$p99"
+}
 
 case "$MODE" in
 startup)
@@ -184,21 +223,6 @@ YAML
     TOKEN=$(curl -sf -X POST http://127.0.0.1:18050/auth/login -H 'Content-Type: application/json' \
         -d '{"email":"ab@example.com","password":"bench-password-1"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
     kill -TERM "$pid"; wait "$pid" || true
-    ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-    # measure NAME PID URL [wrk args...]: 2 s warm-up, 10 s (DURATION) measured; prints req/s and the server's CPU µs
-    # per request.
-    measure() {
-        local name=$1 pid=$2 url=$3; shift 3
-        wrk -t1 -c64 -d2s "$@" "$url" >/dev/null
-        local before after out rps requests
-        before=$(ticks "$pid")
-        out=$(wrk -t1 -c64 -d"${DURATION:-10s}" "$@" "$url")
-        after=$(ticks "$pid")
-        rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
-        requests=$(awk '/requests in/{print $1}' <<<"$out")
-        non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out")
-        printf '%s\t%s\t%.1f\t%s\n' "$name" "$rps" "$(echo "($after - $before) * 1000000 / $(getconf CLK_TCK) / $requests" | bc -l)" "${non2xx:-0}"
-    }
     run_gateway() {  # run_gateway NAME BIN [VAR=value]: one round of both routes on this build
         env ${3:-GATEHOUSE_METRICS=on} GATEHOUSE_THREADS=1 "$2" serve --config "$WORK/config/gatehouse.yaml" >/dev/null 2>>"$WORK/serve.log" &
         local gpid=$!
@@ -207,7 +231,7 @@ YAML
         measure "$1 es256" "$gpid" http://127.0.0.1:18050/auth-api/ok -H "Authorization: Bearer $TOKEN"
         kill -TERM "$gpid"; wait "$gpid" || true
     }
-    printf 'target\treq/s\tCPU µs/req\tnon-2xx\n'
+    printf 'target\treq/s\tCPU µs/req\tnon-2xx\tp99\n'
     for round in $(seq 1 "${ROUNDS:-2}"); do
         nginx -e "$WORK/run/logs/px.err" -c "$WORK/run/conf/nginx-proxy.conf" -g 'daemon off;' &
         npid=$!
@@ -224,6 +248,125 @@ YAML
             run_gateway B "$B"
         fi
     done
+    ;;
+tls | h2)
+    command -v wrk >/dev/null || { echo "wrk is missing (run ../shared/bench/setup.sh)" >&2; exit 1; }
+    [ "$MODE" = tls ] || command -v h2load >/dev/null || { echo "h2load is missing (apt-get install nghttp2-client)" >&2; exit 1; }
+    mkdir -p "$WORK/run/logs" "$WORK/run/tmp" "$WORK/run/conf" "$WORK/tls"
+    # One self-signed ECDSA P-256 certificate for both servers.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null
+    sed -e "s|@RUN@|$WORK/run|g" -e "s|@UPSTREAM_PORT@|18000|g" "$BENCH/conf/nginx-upstream.conf" >"$WORK/run/conf/nginx-upstream.conf"
+    cat >"$WORK/run/conf/nginx-tls.conf" <<NGINX
+worker_processes 1;
+pid $WORK/run/nginx-tls.pid;
+error_log $WORK/run/logs/nginx-tls.err warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    http2_max_concurrent_streams 128;
+    client_body_temp_path $WORK/run/tmp/tls-body;
+    proxy_temp_path $WORK/run/tmp/tls-proxy;
+    fastcgi_temp_path $WORK/run/tmp/tls-fcgi;
+    uwsgi_temp_path $WORK/run/tmp/tls-uwsgi;
+    scgi_temp_path $WORK/run/tmp/tls-scgi;
+    upstream app {
+        server 127.0.0.1:18000;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:18002 ssl http2 reuseport backlog=4096;
+        ssl_certificate $WORK/tls/cert.pem;
+        ssl_certificate_key $WORK/tls/key.pem;
+        ssl_protocols TLSv1.3;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering on;
+        }
+    }
+}
+NGINX
+    nginx -e "$WORK/run/logs/up.err" -c "$WORK/run/conf/nginx-upstream.conf" -g 'daemon off;' &
+    UPSTREAM_PID=$!
+    trap 'kill $UPSTREAM_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+    cat >>"$WORK/config/gatehouse.yaml" <<YAML
+tls:
+  certificate: $WORK/tls/cert.pem
+  private_key: $WORK/tls/key.pem
+YAML
+    cat >"$WORK/tenants/bench.yaml" <<YAML
+hosts: [127.0.0.1]
+routes:
+  - {path: /api, upstream: "http://127.0.0.1:18000", require: public}
+YAML
+    "$BIN" check --config "$WORK/config/gatehouse.yaml" >&2
+    until curl -sf -o /dev/null http://127.0.0.1:18000/; do sleep 0.1; done
+    run_one() {  # run_one NAME PID URL: the mode's load against one server
+        if [ "$MODE" = tls ]; then
+            measure "$1 https/1.1" "$2" "$3"
+        else
+            measure_h2 "$1 h2 c16 m16" "$2" "$3" -c16 -m16
+            measure_h2 "$1 h2 c64 m1" "$2" "$3" -c64 -m1
+        fi
+    }
+    printf 'target\treq/s\tCPU µs/req\tfailed\tp99\n'
+    for round in $(seq 1 "${ROUNDS:-2}"); do
+        nginx -e "$WORK/run/logs/tls.err" -c "$WORK/run/conf/nginx-tls.conf" -g 'daemon off;' &
+        npid=$!
+        until curl -skf -o /dev/null https://127.0.0.1:18002/api/ok; do sleep 0.05; done
+        run_one nginx-tls "$(pgrep -P "$npid" | head -1)" https://127.0.0.1:18002/api/ok
+        kill -QUIT "$npid"; wait "$npid" || true
+        GATEHOUSE_THREADS=1 "$BIN" serve --config "$WORK/config/gatehouse.yaml" >/dev/null 2>>"$WORK/serve.log" &
+        gpid=$!
+        until curl -skf -o /dev/null https://127.0.0.1:18050/api/ok; do sleep 0.05; done
+        run_one gatehouse "$gpid" https://127.0.0.1:18050/api/ok
+        kill -TERM "$gpid"; wait "$gpid" || true
+    done
+    ;;
+logins)
+    : "${B:?B=path/to/gatehouse}"
+    command -v wrk >/dev/null || { echo "wrk is missing (run ../shared/bench/setup.sh)" >&2; exit 1; }
+    cat >"$WORK/tenants/bench.yaml" <<YAML
+hosts: [127.0.0.1]
+signup: {enabled: true}
+lockout: {max_failures: 1000000, window: 1m}
+routes:
+  - {path: /api, upstream: "http://127.0.0.1:18000", require: public}
+YAML
+    cat >"$WORK/login.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.body = "grant_type=password&username=login%40example.com&password=bench-password-1"
+LUA
+    printf 'target\tclients\tlogins/s\tCPU µs/login\tnon-2xx\tp99\n'
+    one() {  # one NAME BIN: a round on one build
+        "$2" serve --config "$WORK/config/gatehouse.yaml" >/dev/null 2>>"$WORK/serve.log" &
+        local gpid=$!
+        until curl -sf -o /dev/null http://127.0.0.1:18059/readyz; do sleep 0.05; done
+        curl -s -o /dev/null -X POST http://127.0.0.1:18050/auth/signup -H 'Content-Type: application/json' \
+            -d '{"email":"login@example.com","password":"bench-password-1"}'
+        for clients in 1 16; do
+            wrk -t1 -c"$clients" -d2s -s "$WORK/login.lua" http://127.0.0.1:18050/auth/token >/dev/null
+            local before after out
+            before=$(ticks "$gpid")
+            out=$(wrk -t1 -c"$clients" -d"${DURATION:-10s}" --latency -s "$WORK/login.lua" http://127.0.0.1:18050/auth/token)
+            after=$(ticks "$gpid")
+            printf '%s\t%s\t%s\t%.0f\t%s\t%s\n' "$1" "$clients" "$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
+                "$(echo "($after - $before) * 1000000 / $(getconf CLK_TCK) / $(awk '/requests in/{print $1}' <<<"$out")" | bc -l)" \
+                "$(awk '/Non-2xx/{print $5}' <<<"$out")" "$(awk '$1 == "99%" {print $2}' <<<"$out")"
+        done
+        kill -TERM "$gpid"; wait "$gpid" || true
+    }
+    for round in $(seq 1 "${ROUNDS:-2}"); do
+        one A "$A"
+        one B "$B"
+    done
+    echo "(one login alone takes about one hash; $(nproc) cores ideally make $(nproc) / that many logins/s)"
     ;;
 replicas)
     command -v wrk >/dev/null || { echo "wrk is missing (run ../shared/bench/setup.sh)" >&2; exit 1; }
@@ -280,7 +423,6 @@ for _ in range(200):
 lags.sort()
 print("%.1f\t%.1f\t%.1f" % (statistics.median(lags), lags[int(len(lags) * 0.99) - 1], lags[-1]))
 PY
-    ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
     # split NAME URL CONNECTIONS [wrk args]: 2 s warm-up, then 10 s with one wrk per replica at once; prints the sum
     # of req/s and the replicas' CPU µs per request.
     split() {
