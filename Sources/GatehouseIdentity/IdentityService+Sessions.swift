@@ -35,8 +35,12 @@ extension IdentityService {
         let record = SessionRecord(
             hash: Self.hashToken(cookie), tenant: tenant.id, sid: UUID().uuidString.lowercased(), userID: user.id, createdAt: now,
             lastSeenAt: now, expiresAt: now + Int64(tenant.session.absoluteTimeout.components.seconds))
-        var audit = [AuditEvent(.sessionStart, tenant: tenant.id, context: context, userID: user.id, email: user.email, sid: record.sid)]
-        if isLogin { audit.insert(AuditEvent(.login, tenant: tenant.id, context: context, userID: user.id, email: user.email, sid: record.sid), at: 0) }
+        // One time for both, so the trail (ordered by time) lists the login before the session it started.
+        let time = AuditEvent.nowMilliseconds()
+        var audit = [AuditEvent(.sessionStart, tenant: tenant.id, context: context, userID: user.id, email: user.email, sid: record.sid, time: time)]
+        if isLogin {
+            audit.insert(AuditEvent(.login, tenant: tenant.id, context: context, userID: user.id, email: user.email, sid: record.sid, time: time), at: 0)
+        }
         try await store.insertSession(record, audit: audit)
         auditLog.write(audit)
         let session = ActiveSession(record: record, claims: Self.claims(of: record, user: user, tenant: tenant))

@@ -68,14 +68,19 @@ import Testing
     @Test func slowRequestHeadTimesOut() async throws {
         try await withAcmeGateway { gateway in
             let connection = try RawConnection(port: gateway.port)
+            let started = ContinuousClock.now
             try connection.send("GET / HTTP/1.1\r\nHost: acme.test\r\n")
+            var sends: [String] = []
             for _ in 0..<3 {
                 try await Task.sleep(for: .milliseconds(400))
-                try? connection.send("X-Slow: 1\r\n")
+                let sent = (try? connection.send("X-Slow: 1\r\n")) != nil
+                sends.append("\(ContinuousClock.now - started) \(sent)")
             }
             let response = try connection.readResponse()
             #expect(response.status == 408)
-            #expect(connection.isClosedByPeer())
+            let stateAfterResponse = connection.tcpState
+            let closed = connection.isClosedByPeer()
+            #expect(closed, "sends: \(sends), TCP state after the 408: \(stateAfterResponse), now: \(connection.tcpState), at \(ContinuousClock.now - started)")
         }
     }
 

@@ -224,6 +224,10 @@ public final class PostgresTestServer: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o666)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of this process: a child that inherits the test process's sockets (an in-process gateway's
+        // accepted connections) keeps them open after the gateway closes them, so their clients never see the close
+        // (and a long-lived server, postgres or aiosmtpd, would keep them for the whole run).
+        closeInheritedDescriptors(&actions)
         let cArguments = argv.map { strdup($0) } + [nil]
         defer { for argument in cArguments { free(argument) } }
         var pid = pid_t()

@@ -134,6 +134,15 @@ public final class RawConnection: @unchecked Sendable {
         return buffer
     }
 
+    /// The kernel's TCP state of this connection (`TCP_INFO`), for failure messages: 1 established, 7 closed,
+    /// 8 close-wait (the peer sent its FIN).
+    public var tcpState: Int {
+        var info = tcp_info()
+        var length = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 else { return -1 }
+        return Int(info.tcpi_state)
+    }
+
     /// Whether the peer has closed the connection (reads until EOF or timeout).
     public func isClosedByPeer() -> Bool {
         do {

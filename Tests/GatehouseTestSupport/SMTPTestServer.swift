@@ -51,6 +51,10 @@ public final class SMTPTestServer: @unchecked Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of this process: a child that inherits the test process's sockets (an in-process gateway's
+        // accepted connections) keeps them open after the gateway closes them, so their clients never see the close
+        // (and a long-lived server, postgres or aiosmtpd, would keep them for the whole run).
+        closeInheritedDescriptors(&actions)
         let argv = (["/usr/bin/python3"] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         guard posix_spawn(&pid, "/usr/bin/python3", &actions, nil, argv, environ) == 0 else {

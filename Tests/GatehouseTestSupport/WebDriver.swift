@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 /// A headless Chromium driven over W3C WebDriver by Debian's `chromedriver`: the real browser of the §7 tests.
 /// Only the commands those tests use: navigate, find, type, click, read the URL and text, screenshot.
@@ -184,17 +185,29 @@ public final class WebDriver: @unchecked Sendable {
 
 /// A loopback port nobody listens on right now.
 public func freeLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw WebDriver.Failure(description: "socket() failed") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    // Below Linux's ephemeral range (32768-60999): a port handed out here can be taken by nothing that binds port 0
+    // (another test's listener) or connects out (a client's local port) between this check and its use, and a
+    // process-wide record keeps two tests of this process from being handed the same one.
+    for _ in 0..<2000 {
+        let candidate = Int.random(in: 20_000..<32_768)
+        guard HandedOutPorts.claim(candidate) else { continue }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw WebDriver.Failure(description: "socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(candidate).bigEndian)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        if bound { return candidate }
     }
-    guard bound else { throw WebDriver.Failure(description: "cannot find a free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
+    throw WebDriver.Failure(description: "cannot find a free port")
+}
+
+/// The ports ``freeLoopbackPort()`` gave out in this process.
+private enum HandedOutPorts {
+    private static let ports = NIOLockedValueBox<Set<Int>>([])
+    static func claim(_ port: Int) -> Bool { ports.withLockedValue { $0.insert(port).inserted } }
 }
