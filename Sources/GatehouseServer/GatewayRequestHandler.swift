@@ -305,153 +305,60 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 upstream: nil, start: start, requestID: requestID, trace: trace, bytes: 0)
         }
 
-        // §6.6: one reading of the body's length, or none at all.
-        let framing: RequestFraming
-        switch RequestFraming.decide(facts, version: head.version) {
-        case .success(let decided): framing = decided
-        case .failure(let rejection):
-            reject(ProblemResponse(.badRequest, rejection.description, closeConnection: true))
-            return
+        let admission = RequestAdmission(
+            tenants: state.tenants, authorizer: state.authorizer, limits: state.configuration.limits, isHTTP2: isHTTP2, scheme: connection.scheme)
+        var sessionInput = RequestAdmission.SessionInput.notAsked
+        switch resumed?.answer {
+        case .found(let found): sessionInput = .answered(found)
+        case .unavailable: sessionInput = .unavailable
+        case nil: break
         }
-        guard facts.hostCount == 1, let host = facts.host else {
-            reject(ProblemResponse(.badRequest, facts.hostCount == 0 ? "The request has no Host header." : "The request has more than one Host header."))
-            return
+        var decision = admission.decide(head, facts: facts, session: sessionInput)
+        if case .lookUpSession(let tenant, let cookies) = decision {
+            // Memory first; the store (off the event loop) only for a session this process has not seen lately.
+            switch state.identity.cachedSession(tenant: tenant.configuration, cookies: cookies) {
+            case .valid(let cached): decision = admission.decide(head, facts: facts, session: .answered(cached))
+            case .invalid: decision = admission.decide(head, facts: facts, session: .answered(nil))
+            case .unknown:
+                askStoreForSession(
+                    cookies, head: head, tenant: tenant, first: SessionResumption(answer: .unavailable, start: start, requestID: requestID, trace: trace),
+                    context: context)
+                return
+            }
         }
-        guard let tenant = state.tenants.resolve(host: host) else {
-            let shown = TenantDirectory.normaliseHost(host) ?? "(invalid)"
-            reject(ProblemResponse(.notFound, "No tenant is configured for host '\(shown)'."))
-            return
-        }
-        if facts.authorizationCount > 1 {
-            reject(ProblemResponse(.badRequest, "The request has more than one Authorization header."), tenant: tenant)
-            return
-        }
+        let tenant: Tenant
+        let route: Route
         let target: RequestTarget
-        switch RequestTarget.parse(head.uri) {
-        case .success(let parsed): target = parsed
-        case .failure(let rejection):
-            reject(ProblemResponse(.badRequest, rejection.description), tenant: tenant)
+        let framing: RequestFraming
+        let identityHeaders: [(String, String)]
+        let isWebSocket: Bool
+        switch decision {
+        case .reject(let rejection):
+            if let authentication = rejection.authentication { rejection.tenant?.metrics.count(authentication.metricsResult) }
+            reject(rejection.problem, tenant: rejection.tenant, route: rejection.route, path: rejection.path)
             return
-        }
-        if let reserved = RouteConfiguration.reservedPrefixes.first(where: { RoutePath.isPrefix($0, of: target.path) }) {
-            guard let methods = AuthEndpoints.methods[target.path] else {
-                reject(
-                    ProblemResponse(.notFound, "There is no gateway endpoint at '\(target.path)' (\(reserved) is reserved for the gateway)."),
-                    tenant: tenant, path: target.path)
-                return
-            }
-            guard methods.contains(head.method) else {
-                let allow = methods.map(\.rawValue).joined(separator: ", ")
-                reject(
-                    ProblemResponse(.methodNotAllowed, "'\(target.path)' allows \(allow).", headers: [("Allow", allow)]),
-                    tenant: tenant, path: target.path)
-                return
-            }
-            let limit = state.configuration.limits.authBodyBytes
-            if let declared = facts.contentLength, declared > limit {
-                reject(
-                    ProblemResponse(
-                        .payloadTooLarge, "The request body is \(declared) bytes; the limit for gateway endpoints is \(limit) bytes.",
-                        closeConnection: true),
-                    tenant: tenant, path: target.path)
-                return
-            }
+        case .lookUpSession:
+            // Decided again with the answer above: a second request for it is a bug.
+            assertionFailure("admission asked for the session twice")
+            context.close(promise: nil)
+            return
+        case .endpoint(let endpointTenant, let endpointTarget, let endpointFraming):
             phase = .endpoint(
-                EndpointCall(head: head, facts: facts, tenant: tenant, path: target.path, query: target.query.map(String.init), requestID: requestID, trace: trace, start: start,
-                    body: context.channel.allocator.buffer(capacity: 0), endsParsing: endsParsing))
-            if framing.hasBody { bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount) }
+                EndpointCall(
+                    head: head, facts: facts, tenant: endpointTenant, path: endpointTarget.path, query: endpointTarget.query.map(String.init),
+                    requestID: requestID, trace: trace, start: start, body: context.channel.allocator.buffer(capacity: 0), endsParsing: endsParsing))
+            if endpointFraming.hasBody { bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount) }
             if facts.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
             return
-        }
-        guard let route = tenant.routes.match(target.path) else {
-            reject(ProblemResponse(.notFound, "No route of tenant '\(tenant.id)' matches '\(target.path)'."), tenant: tenant, path: target.path)
-            return
-        }
-        guard route.allows(head.method) else {
-            reject(
-                ProblemResponse(
-                    .methodNotAllowed, "The route '\(route.path)' does not allow \(head.method.rawValue).",
-                    headers: [("Allow", route.allowHeader)]),
-                tenant: tenant, route: route, path: target.path)
-            return
-        }
-        let limits = state.configuration.limits
-        if let declared = facts.contentLength, declared > limits.maxBodyBytes {
-            reject(
-                ProblemResponse(
-                    .payloadTooLarge, "The request body is \(declared) bytes; the limit is \(limits.maxBodyBytes) bytes.",
-                    closeConnection: true),
-                tenant: tenant, route: route, path: target.path)
-            return
-        }
-        if facts.expect != nil, !facts.expectsContinue {
-            reject(ProblemResponse(.expectationFailed, "Only 'Expect: 100-continue' is supported."), tenant: tenant, route: route, path: target.path)
-            return
+        case .proxy(let admitted):
+            admitted.tenant.metrics.count(admitted.authentication.metricsResult)
+            (tenant, route, target, framing, identityHeaders, isWebSocket) = (
+                admitted.tenant, admitted.route, admitted.target, admitted.framing, admitted.identityHeaders, admitted.isWebSocket
+            )
         }
 
-        // §6.3: the bearer token, or failing that the session cookie.
-        var authentication = state.authorizer.authenticate(authorization: facts.authorization, tenant: tenant)
-        var presentedSessionCookie = false
-        var bySession = false
-        if case .anonymous = authentication, !facts.cookies.isEmpty,
-            case let cookies = BrowserCookie.values(named: BrowserCookie.session, in: facts.cookies), !cookies.isEmpty
-        {
-            presentedSessionCookie = true
-            let session: ActiveSession?
-            switch resumed?.answer {
-            case .found(let found): session = found
-            case .unavailable:
-                reject(
-                    ProblemResponse(.serviceUnavailable, "The identity store is unavailable; try again shortly.", headers: [("Retry-After", "1")]),
-                    tenant: tenant, route: route, path: target.path)
-                return
-            case nil:
-                switch state.identity.cachedSession(tenant: tenant.configuration, cookies: cookies) {
-                case .valid(let cached): session = cached
-                case .invalid: session = nil
-                case .unknown:
-                    askStoreForSession(
-                        cookies, head: head, tenant: tenant, first: SessionResumption(answer: .unavailable, start: start, requestID: requestID, trace: trace),
-                        context: context)
-                    return
-                }
-            }
-            if let session {
-                authentication = .valid(session.claims)
-                bySession = true
-            }
-        }
-        tenant.metrics.count(authentication.metricsResult)
-        let isWebSocket = !isHTTP2 && head.method == .GET && facts.requestsWebSocket
-        if bySession, BrowserRules.needsSameSiteOrigin(head.method) || isWebSocket, !isFromTenantSite(facts, tenant: tenant) {
-            let what = isWebSocket ? "A WebSocket upgrade" : "A \(head.method.rawValue)"
-            reject(
-                ProblemResponse(
-                    .forbidden,
-                    "\(what) authenticated by the session cookie needs an Origin (or Referer) on one of the tenant's hosts."),
-                tenant: tenant, route: route, path: target.path)
-            return
-        }
-
-        let identityHeaders: [(String, String)]
-        switch state.authorizer.authorize(authentication, tenant: tenant, route: route) {
-        case .allow(let headers): identityHeaders = headers
-        case .deny(let problem):
-            if problem.status == .unauthorized, facts.acceptsHTML, head.method == .GET || head.method == .HEAD {
-                // A browser without a session goes to the login page, and comes back here afterwards.
-                reject(BrowserRules.loginRedirect(target, clearingCookie: presentedSessionCookie, secure: connection.scheme == "https"), tenant: tenant, route: route, path: target.path)
-            } else {
-                reject(problem, tenant: tenant, route: route, path: target.path)
-            }
-            return
-        }
-
-        if isWebSocket, framing.hasBody {
-            reject(ProblemResponse(.badRequest, "A WebSocket handshake has no body.", closeConnection: true), tenant: tenant, route: route, path: target.path)
-            return
-        }
         var uri = route.upstreamPath(for: target.path)
         if let query = target.query { uri += "?" + query }
         // Over HTTP/2 the stream delimits the body: without a Content-Length the framing waits for the first part.
@@ -518,12 +425,6 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             startRequest(head, context: context, resumed: resumption)
             takePipelinedRequests()
         }
-    }
-
-    /// Whether `Origin` (or, lacking it, `Referer`) names one of this tenant's hosts (§7).
-    private func isFromTenantSite(_ facts: RequestHeaderFacts, tenant: Tenant) -> Bool {
-        guard let host = RequestOrigin.host(origin: facts.origin, referer: facts.referer) else { return false }
-        return state.tenants.resolve(host: host)?.id == tenant.id
     }
 
     private func receiveRequestBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
@@ -609,7 +510,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         if facts.origin == nil, facts.referer == nil {
             site = .unknown
         } else {
-            site = isFromTenantSite(facts, tenant: call.tenant) ? .tenant : .foreign
+            site = RequestAdmission.isFromTenantSite(facts, tenant: call.tenant, in: state.tenants) ? .tenant : .foreign
         }
         let request = EndpointRequest(
             method: call.head.method, path: call.path, query: call.query, headers: call.head.headers, body: call.body, cookies: facts.cookies,
