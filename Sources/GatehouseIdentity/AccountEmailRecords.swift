@@ -51,12 +51,11 @@ public enum AccountCodeCheck: Sendable, Equatable {
     case invalid
 }
 
-/// What using a live code changes, in the transaction that spends it.
+/// What using a live code changes, in the transaction that spends it. Using one always proves the address: the
+/// user becomes verified.
 public struct AccountCodeCompletion: Sendable {
     /// A reset's new password hash.
     public var passwordHash: String?
-    /// Both a reset and a verification prove the address.
-    public var marksVerified = true
     /// A reset clears the lockout (§11).
     public var clearsLoginFailures = false
     /// A reset revokes every login (and so every session) of the user, recorded until then.
@@ -66,11 +65,10 @@ public struct AccountCodeCompletion: Sendable {
     public var audit: [AuditEvent] = []
 
     public init(
-        passwordHash: String? = nil, marksVerified: Bool = true, clearsLoginFailures: Bool = false, revokeLoginsUntil: Int64? = nil,
+        passwordHash: String? = nil, clearsLoginFailures: Bool = false, revokeLoginsUntil: Int64? = nil,
         mail: [OutboxMessage] = [], audit: [AuditEvent] = []
     ) {
         self.passwordHash = passwordHash
-        self.marksVerified = marksVerified
         self.clearsLoginFailures = clearsLoginFailures
         self.revokeLoginsUntil = revokeLoginsUntil
         self.mail = mail
@@ -157,6 +155,6 @@ public struct AccountSecrets: Sendable {
 
     private func hash(_ parts: [String]) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Array(parts.joined(separator: "\u{1F}").utf8), using: key)
-        return Data(mac).map { String(format: "%02x", $0) }.joined()
+        return IdentityService.hex(mac)
     }
 }

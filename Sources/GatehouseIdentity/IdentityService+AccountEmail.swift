@@ -104,7 +104,7 @@ extension IdentityService {
         guard tenant.email.passwordResetEnabled else { throw IdentityError.passwordResetDisabled }
         try Self.checkPassword(newPassword, tenant: tenant)
         let code = try await liveCode(.reset, tenant: tenant, selector: selector, context: context)
-        let hash = try await hashNewPassword(newPassword)
+        let hash = try await hashOnPool(newPassword)
         guard let user = try await store.user(tenant: tenant.id, id: code.userID), !user.disabled else { throw IdentityError.invalidAccountCode }
         let now = Self.now()
         var audit = [AuditEvent(.passwordReset, tenant: tenant.id, context: context, userID: user.id, email: user.email)]
@@ -118,9 +118,9 @@ extension IdentityService {
         } catch {
             logger.error("the password-changed notice cannot be written for this address", metadata: ["tenant": "\(tenant.id)", "error": "\(error)"])
         }
-        let until = revocationHorizonForReset(tenant, now: now)
+        let until = revocationHorizon(tenant, now: now)
         let completion = AccountCodeCompletion(
-            passwordHash: hash, marksVerified: true, clearsLoginFailures: true, revokeLoginsUntil: until, mail: notices, audit: audit)
+            passwordHash: hash, clearsLoginFailures: true, revokeLoginsUntil: until, mail: notices, audit: audit)
         guard let revoked = try await store.completeAccountCode(code, now: now, completion: completion) else { throw IdentityError.invalidAccountCode }
         for sid in revoked { revocations.revoke(.login, sid, until: until) }
         sessions.removeAll(userID: user.id)
@@ -132,7 +132,7 @@ extension IdentityService {
     public func verifyEmail(tenant: TenantConfiguration, using selector: AccountCodeSelector, context: AuditContext = .system) async throws {
         let code = try await liveCode(.verify, tenant: tenant, selector: selector, context: context)
         let audit = [AuditEvent(.emailVerified, tenant: tenant.id, context: context, userID: code.userID, email: code.emailKey)]
-        guard try await store.completeAccountCode(code, now: Self.now(), completion: AccountCodeCompletion(marksVerified: true, audit: audit)) != nil
+        guard try await store.completeAccountCode(code, now: Self.now(), completion: AccountCodeCompletion(audit: audit)) != nil
         else { throw IdentityError.invalidAccountCode }
         sessions.removeAll(userID: code.userID)
         auditLog.write(audit)
@@ -168,17 +168,8 @@ extension IdentityService {
         }
     }
 
-    /// Whether a reset link is live, for the page that shows its form (nothing is spent).
-    public func isLiveResetToken(tenant: TenantConfiguration, token: String) async throws -> Bool {
-        try await isLive(.reset, tenant: tenant, token: token)
-    }
-
-    /// Whether a verification link is live, for the page with the button that uses it (nothing is spent).
-    public func isLiveVerificationToken(tenant: TenantConfiguration, token: String) async throws -> Bool {
-        try await isLive(.verify, tenant: tenant, token: token)
-    }
-
-    private func isLive(_ purpose: AccountCodePurpose, tenant: TenantConfiguration, token: String) async throws -> Bool {
+    /// Whether a message's link is live, for the page it opens (nothing is spent by looking).
+    public func isLiveLinkToken(_ purpose: AccountCodePurpose, tenant: TenantConfiguration, token: String) async throws -> Bool {
         do {
             _ = try await liveCode(purpose, tenant: tenant, selector: .token(token))
             return true

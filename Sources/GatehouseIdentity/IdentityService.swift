@@ -497,14 +497,8 @@ public final class IdentityService: Sendable {
         auditLog.write(audit)
     }
 
-    /// ``revocationHorizon(_:now:)``, for a reset.
-    func revocationHorizonForReset(_ tenant: TenantConfiguration, now: Int64) -> Int64 { revocationHorizon(tenant, now: now) }
-
-    /// A reset's new password, hashed on the pool.
-    func hashNewPassword(_ password: String) async throws -> String { try await hashOnPool(password) }
-
     /// After this moment no access token issued now can be accepted any more, so the revocation can be forgotten.
-    private func revocationHorizon(_ tenant: TenantConfiguration, now: Int64) -> Int64 {
+    func revocationHorizon(_ tenant: TenantConfiguration, now: Int64) -> Int64 {
         now + Int64(tenant.tokens.accessTTL.components.seconds + tenant.tokens.clockSkew.components.seconds) + 60
     }
 
@@ -538,7 +532,7 @@ public final class IdentityService: Sendable {
 
     // MARK: Helpers
 
-    private func hashOnPool(_ password: String) async throws -> String {
+    func hashOnPool(_ password: String) async throws -> String {
         let hasher = self.hasher
         return try await onPool { hasher.hash(password) }
     }
@@ -579,18 +573,25 @@ public final class IdentityService: Sendable {
 
     /// SHA-256 as lower-case hex. Runs on the proxy path for session cookies, so it avoids formatting per byte.
     static func hashToken(_ token: String) -> String {
-        let digest = SHA256.hash(data: Array(token.utf8))
-        let hex = Array("0123456789abcdef".utf8)
-        return String(unsafeUninitializedCapacity: SHA256.byteCount * 2) { buffer in
-            var index = 0
-            for byte in digest {
-                buffer[index] = hex[Int(byte >> 4)]
-                buffer[index + 1] = hex[Int(byte & 0x0F)]
-                index += 2
+        hex(SHA256.hash(data: Array(token.utf8)))
+    }
+
+    /// Lower-case hex of a digest or MAC, read in place (no copy), without formatting each byte.
+    static func hex(_ bytes: some ContiguousBytes) -> String {
+        bytes.withUnsafeBytes { raw in
+            String(unsafeUninitializedCapacity: raw.count * 2) { buffer in
+                var index = 0
+                for byte in raw {
+                    buffer[index] = hexDigits[Int(byte >> 4)]
+                    buffer[index + 1] = hexDigits[Int(byte & 0x0F)]
+                    index += 2
+                }
+                return index
             }
-            return index
         }
     }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Header values that are always safe to write: RFC 2047 encoded words for anything beyond printable ASCII, quoted
 /// strings for names with specials, lines folded under 78 characters.
 enum HeaderEncoding {
@@ -40,40 +42,7 @@ enum HeaderEncoding {
     }
 }
 
-/// RFC 4648 base64, with lines of 76 characters for bodies (RFC 2045 §6.8).
+/// RFC 4648 base64, for encoded words and SMTP AUTH: Foundation's, under the one name the module uses.
 enum Base64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    static func encode(_ bytes: [UInt8]) -> String {
-        var output: [UInt8] = []
-        output.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var index = 0
-        while index + 2 < bytes.count {
-            let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            for shift in [18, 12, 6, 0] { output.append(alphabet[Int(value >> UInt32(shift) & 0x3F)]) }
-            index += 3
-        }
-        let rest = bytes.count - index
-        if rest > 0 {
-            let value = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
-            output.append(alphabet[Int(value >> 18 & 0x3F)])
-            output.append(alphabet[Int(value >> 12 & 0x3F)])
-            output.append(rest == 2 ? alphabet[Int(value >> 6 & 0x3F)] : UInt8(ascii: "="))
-            output.append(UInt8(ascii: "="))
-        }
-        return String(decoding: output, as: UTF8.self)
-    }
-
-    /// Base64 in lines of 76 characters joined by CRLF, for a body part.
-    static func encodeLines(_ bytes: [UInt8]) -> String {
-        let text = Array(encode(bytes).utf8)
-        var lines: [String] = []
-        var start = 0
-        while start < text.count {
-            let end = min(start + 76, text.count)
-            lines.append(String(decoding: text[start..<end], as: UTF8.self))
-            start = end
-        }
-        return lines.joined(separator: "\r\n")
-    }
+    static func encode(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
 }

@@ -19,7 +19,8 @@ public struct WebhookTransport: MailTransport {
     }
 
     public init(url: URL, group: EventLoopGroup, timeout: TimeAmount = .seconds(10)) throws {
-        guard let scheme = url.scheme, scheme == "http" || scheme == "https", url.host != nil else {
+        // Schemes are case-insensitive (RFC 3986 §3.1), as the configuration's check of this URL is.
+        guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
             throw InvalidURL(description: "the webhook must be an http:// or https:// URL")
         }
         self.url = url

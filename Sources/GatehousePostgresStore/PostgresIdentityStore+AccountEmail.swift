@@ -78,14 +78,19 @@ extension PostgresIdentityStore {
                         since = CASE WHEN account_code_failures.since > \(dayStart) THEN account_code_failures.since ELSE EXCLUDED.since END
                     """, logger: logger)
                 if let live {
+                    // This very request, by its token: issuing takes another lock, so a newer request may have
+                    // replaced it since the read, and that one must not pay for this wrong code.
                     if live.failures + 1 >= maximumFailures {
                         try await connection.query(
-                            "DELETE FROM account_codes WHERE tenant = \(tenant) AND email_key = \(emailKey) AND purpose = \(purpose.rawValue)", logger: logger)
+                            """
+                            DELETE FROM account_codes
+                            WHERE tenant = \(tenant) AND email_key = \(emailKey) AND purpose = \(purpose.rawValue) AND token_hash = \(live.tokenHash)
+                            """, logger: logger)
                     } else {
                         try await connection.query(
                             """
                             UPDATE account_codes SET failures = failures + 1
-                            WHERE tenant = \(tenant) AND email_key = \(emailKey) AND purpose = \(purpose.rawValue)
+                            WHERE tenant = \(tenant) AND email_key = \(emailKey) AND purpose = \(purpose.rawValue) AND token_hash = \(live.tokenHash)
                             """, logger: logger)
                     }
                 }
@@ -121,7 +126,7 @@ extension PostgresIdentityStore {
                     let updated = try await connection.query(
                         """
                         UPDATE users SET password_hash = COALESCE(\(completion.passwordHash), password_hash),
-                            email_verified = email_verified OR \(completion.marksVerified)
+                            email_verified = true
                         WHERE id = \(code.userID) AND tenant = \(code.tenant) AND NOT disabled RETURNING 1
                         """, logger: logger
                     ).collect().count

@@ -625,11 +625,15 @@ public final class SQLiteIdentityStore: IdentityStore {
                             since = CASE WHEN since > ? THEN since ELSE excluded.since END
                         """, arguments: [tenant, emailKey, purpose.rawValue, now, now - 86_400, now - 86_400])
                 if let live {
+                    // This very request, by its token: never one issued since the read.
+                    let request: StatementArguments = [tenant, emailKey, purpose.rawValue, live.tokenHash]
                     if live.failures + 1 >= maximumFailures {
-                        try db.execute(sql: "DELETE FROM account_codes WHERE tenant = ? AND email_key = ? AND purpose = ?", arguments: key)
+                        try db.execute(
+                            sql: "DELETE FROM account_codes WHERE tenant = ? AND email_key = ? AND purpose = ? AND token_hash = ?", arguments: request)
                     } else {
                         try db.execute(
-                            sql: "UPDATE account_codes SET failures = failures + 1 WHERE tenant = ? AND email_key = ? AND purpose = ?", arguments: key)
+                            sql: "UPDATE account_codes SET failures = failures + 1 WHERE tenant = ? AND email_key = ? AND purpose = ? AND token_hash = ?",
+                            arguments: request)
                     }
                 }
                 return .commit
@@ -660,11 +664,9 @@ public final class SQLiteIdentityStore: IdentityStore {
                         sql: "UPDATE users SET password_hash = ? WHERE id = ? AND tenant = ? AND disabled = 0", arguments: [hash, code.userID, code.tenant])
                     guard db.changesCount == 1 else { return .rollback }
                 }
-                if completion.marksVerified {
-                    try db.execute(
-                        sql: "UPDATE users SET email_verified = 1 WHERE id = ? AND tenant = ? AND disabled = 0", arguments: [code.userID, code.tenant])
-                    guard db.changesCount == 1 else { return .rollback }
-                }
+                try db.execute(
+                    sql: "UPDATE users SET email_verified = 1 WHERE id = ? AND tenant = ? AND disabled = 0", arguments: [code.userID, code.tenant])
+                guard db.changesCount == 1 else { return .rollback }
                 if completion.clearsLoginFailures {
                     try db.execute(sql: "DELETE FROM login_failures WHERE tenant = ? AND email_key = ?", arguments: [code.tenant, code.emailKey])
                 }

@@ -45,18 +45,7 @@ extension BrowserEndpoints {
     /// `GET /auth/password/reset?token=`: the new-password form while the link is live (nothing is spent by looking).
     func resetPasswordPage(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
         guard tenant.configuration.email.passwordResetEnabled else { return resetDisabledPage(request, tenant) }
-        let token = (request.query.flatMap(FormBody.parse) ?? [:])["token"] ?? ""
-        var model = BrowserPages.Model()
-        do {
-            guard try await identity.isLiveResetToken(tenant: tenant.configuration, token: token) else {
-                return deadLinkPage(request, tenant)
-            }
-        } catch {
-            request.logger.error("identity store failure; the page says try again", metadata: ["error": "\(error)"])
-            return unavailable(.resetPassword, model, request, tenant, detail: "Password reset is unavailable right now. Try again shortly.")
-        }
-        model.token = token
-        return page(.resetPassword, model, status: .ok, request: request, tenant: tenant)
+        return await linkPage(.reset, request, tenant)
     }
 
     /// `POST /auth/password/reset` (form): the new password, then the login page with a notice (§11: no sign-in).
@@ -90,18 +79,26 @@ extension BrowserEndpoints {
     /// spends nothing: mail scanners open every link, and an account someone else opened with this address must not
     /// become verified without its owner pressing the button.
     func confirmEmailPage(_ request: EndpointRequest, tenant: Tenant) async -> EndpointResponse {
+        await linkPage(.verify, request, tenant)
+    }
+
+    /// The page a message's link opens while the link is live: the new-password form (reset) or the confirm button
+    /// (verify), carrying the token; otherwise why the link no longer works.
+    private func linkPage(_ purpose: AccountCodePurpose, _ request: EndpointRequest, _ tenant: Tenant) async -> EndpointResponse {
         let token = (request.query.flatMap(FormBody.parse) ?? [:])["token"] ?? ""
         var model = BrowserPages.Model()
+        let kind: BrowserPages.Kind = purpose == .reset ? .resetPassword : .confirmEmail
         do {
-            guard try await identity.isLiveVerificationToken(tenant: tenant.configuration, token: token) else {
-                return deadVerificationLinkPage(request, tenant)
+            guard try await identity.isLiveLinkToken(purpose, tenant: tenant.configuration, token: token) else {
+                return purpose == .reset ? deadLinkPage(request, tenant) : deadVerificationLinkPage(request, tenant)
             }
         } catch {
             request.logger.error("identity store failure; the page says try again", metadata: ["error": "\(error)"])
-            return unavailable(.message, model, request, tenant, detail: "Confirming addresses is unavailable right now. Try the link again shortly.")
+            return unavailable(
+                purpose == .reset ? .resetPassword : .message, model, request, tenant, detail: "This link cannot be checked right now. Try it again shortly.")
         }
         model.token = token
-        return page(.confirmEmail, model, status: .ok, request: request, tenant: tenant)
+        return page(kind, model, status: .ok, request: request, tenant: tenant)
     }
 
     /// `POST /auth/verify-email` (form): the button of ``confirmEmailPage(_:tenant:)``.

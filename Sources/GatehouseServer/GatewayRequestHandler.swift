@@ -307,24 +307,26 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
         let admission = RequestAdmission(
             tenants: state.tenants, authorizer: state.authorizer, limits: state.configuration.limits, isHTTP2: isHTTP2, scheme: connection.scheme)
-        var sessionInput = RequestAdmission.SessionInput.notAsked
-        switch resumed?.answer {
-        case .found(let found): sessionInput = .answered(found)
-        case .unavailable: sessionInput = .unavailable
-        case nil: break
-        }
-        var decision = admission.decide(head, facts: facts, session: sessionInput)
-        if case .lookUpSession(let tenant, let cookies) = decision {
+        let identity = state.identity
+        let decision = admission.decide(head, facts: facts) { tenant, cookies in
+            switch resumed?.answer {
+            // The second pass, with the store's answer.
+            case .found(let found): return .answered(found)
+            case .unavailable: return .unavailable
             // Memory first; the store (off the event loop) only for a session this process has not seen lately.
-            switch state.identity.cachedSession(tenant: tenant.configuration, cookies: cookies) {
-            case .valid(let cached): decision = admission.decide(head, facts: facts, session: .answered(cached))
-            case .invalid: decision = admission.decide(head, facts: facts, session: .answered(nil))
-            case .unknown:
-                askStoreForSession(
-                    cookies, head: head, tenant: tenant, first: SessionResumption(answer: .unavailable, start: start, requestID: requestID, trace: trace),
-                    context: context)
-                return
+            case nil:
+                switch identity.cachedSession(tenant: tenant.configuration, cookies: cookies) {
+                case .valid(let cached): return .answered(cached)
+                case .invalid: return .answered(nil)
+                case .unknown: return .needsStore
+                }
             }
+        }
+        if case .lookUpSession(let tenant, let cookies) = decision {
+            askStoreForSession(
+                cookies, head: head, tenant: tenant, first: SessionResumption(answer: .unavailable, start: start, requestID: requestID, trace: trace),
+                context: context)
+            return
         }
         let tenant: Tenant
         let route: Route
@@ -338,9 +340,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             reject(rejection.problem, tenant: rejection.tenant, route: rejection.route, path: rejection.path)
             return
         case .lookUpSession:
-            // Decided again with the answer above: a second request for it is a bug.
-            assertionFailure("admission asked for the session twice")
-            context.close(promise: nil)
+            // Handled above, before anything else.
             return
         case .endpoint(let endpointTenant, let endpointTarget, let endpointFraming):
             phase = .endpoint(

@@ -7,13 +7,14 @@ import NIOHTTP1
 /// Whether a request may go on, and where to (§3, §6): framing, host, tenant, target, reserved paths, route,
 /// method, limits, `Expect`, authentication, the same-site rule of §7, policy and the login redirect. A pure
 /// function of the request head and what the gateway knows: no I/O, no state, no metrics; the handler runs what it
-/// decides. The one thing it cannot know by itself is a session cookie's session: it asks for it
-/// (``Decision/lookUpSession(tenant:cookies:)``) and is called again with the answer.
+/// decides. The one thing it cannot know by itself is a session cookie's session: it asks the handler's lookup
+/// (memory), and when that cannot say, returns ``Decision/lookUpSession(tenant:cookies:)`` to be called again with
+/// the store's answer.
 struct RequestAdmission {
     /// What the gateway knows about the request's session cookie.
     enum SessionInput {
-        /// Not looked up yet.
-        case notAsked
+        /// Not known without asking the store.
+        case needsStore
         /// The cookie's live session, or nil for none.
         case answered(ActiveSession?)
         /// The store could not say (503).
@@ -45,7 +46,7 @@ struct RequestAdmission {
         case reject(Rejection)
         /// One of the gateway's own endpoints (`/auth/`, `/.well-known/`).
         case endpoint(tenant: Tenant, target: RequestTarget, framing: RequestFraming)
-        /// Look the session cookies up (memory, then the store), then decide again with the answer.
+        /// Look the session cookies up in the store, then decide again with the answer.
         case lookUpSession(tenant: Tenant, cookies: [String])
         case proxy(Admission)
     }
@@ -57,7 +58,9 @@ struct RequestAdmission {
     /// `https` when the client connection is TLS (the login redirect's cookie is `Secure`).
     let scheme: String
 
-    func decide(_ head: HTTPRequestHead, facts: RequestHeaderFacts, session: SessionInput) -> Decision {
+    /// `session` answers for a tenant's session cookies, when asked (only for a request with no bearer token and a
+    /// session cookie on a route that has matched).
+    func decide(_ head: HTTPRequestHead, facts: RequestHeaderFacts, session: (Tenant, [String]) -> SessionInput) -> Decision {
         func reject(
             _ problem: ProblemResponse, _ tenant: Tenant? = nil, _ route: Route? = nil, _ path: String? = nil, _ authentication: Authentication? = nil
         ) -> Decision {
@@ -126,8 +129,8 @@ struct RequestAdmission {
             case let cookies = BrowserCookie.values(named: BrowserCookie.session, in: facts.cookies), !cookies.isEmpty
         {
             presentedSessionCookie = true
-            switch session {
-            case .notAsked:
+            switch session(tenant, cookies) {
+            case .needsStore:
                 return .lookUpSession(tenant: tenant, cookies: cookies)
             case .unavailable:
                 return reject(

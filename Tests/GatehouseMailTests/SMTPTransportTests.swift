@@ -23,6 +23,7 @@ import Testing
 
     @Test func aMessageArrivesIntactOverAPlainConnection() async throws {
         let server = try await SMTPTestServer.start()
+        defer { server.stop() }
         try await Self.transport(.init(host: "127.0.0.1", port: server.port, security: .startTLSWhenOffered)).send(try Self.mail())
         let received = try await server.waitForMessages(1)
         try #require(received.count == 1)
@@ -40,6 +41,7 @@ import Testing
         options.requireTLS = true
         options.credentials = ("mailer", "s3cret-smtp")
         let server = try await SMTPTestServer.start(options)
+        defer { server.stop() }
         let trusted = SMTPTransport.Server(
             host: "localhost", port: server.port, security: .startTLSRequired, user: "mailer", password: "s3cret-smtp",
             certificateAuthorities: authority.caCertificate)
@@ -70,6 +72,7 @@ import Testing
         options.tls = (authority.serverCertificate, authority.serverKey)
         options.implicitTLS = true
         let server = try await SMTPTestServer.start(options)
+        defer { server.stop() }
         try await Self.transport(.init(host: "127.0.0.1", port: server.port, security: .implicitTLS, certificateAuthorities: authority.caCertificate))
             .send(try Self.mail())
         #expect(try await server.waitForMessages(1).count == 1)
@@ -79,6 +82,7 @@ import Testing
         var options = SMTPTestServer.Options()
         options.refuseRecipients = true
         let server = try await SMTPTestServer.start(options)
+        defer { server.stop() }
         do {
             try await Self.transport(.init(host: "127.0.0.1", port: server.port, security: .startTLSWhenOffered)).send(try Self.mail())
             Issue.record("no error")
@@ -120,6 +124,7 @@ import Testing
         var options = SMTPTestServer.Options()
         options.port = port
         let server = try await SMTPTestServer.start(options)
+        defer { server.stop() }
         try await transport.send(try Self.mail())
         #expect(try await server.waitForMessages(1).count == 1)
     }

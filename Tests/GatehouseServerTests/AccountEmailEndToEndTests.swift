@@ -1,5 +1,7 @@
 import Foundation
+import GatehouseIdentity
 import GatehouseTestSupport
+import GatehouseTokens
 import Testing
 
 @testable import GatehouseServer
@@ -89,6 +91,14 @@ import Testing
             #expect(reset.html.contains("#aa3300") && reset.html.contains("Acme Corp"))
             let token = try #require(reset.token)
             #expect(reset.link == "http://acme.test:0/auth/password/reset?token=" + token)
+            // Their requests were worked on (the refusals are on the trail) before saying nothing went to them.
+            let deadline = ContinuousClock.now + .seconds(10)
+            var refusals: [String] = []
+            while refusals.count < 2, ContinuousClock.now < deadline {
+                refusals = gateway.auditLines().filter { $0["event"] as? String == "password_reset_request" }.compactMap { $0["error"] as? String }
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            #expect(Set(refusals) == ["unknown_address", "disabled"])
             #expect(smtp.messages().allSatisfy { !$0.to.contains("nobody@acme.test") && !$0.to.contains("dis@acme.test") })
 
             // Too short: 422, and the link still works.
@@ -136,7 +146,7 @@ import Testing
             let login = try await gateway.post("/auth/login", host: "strict.test", #"{"email":"kim@strict.test","password":"a long password"}"#)
             #expect(login.status == 200)
             let access = try #require(login.json["access_token"] as? String)
-            let payload = try #require(Data(base64URLEncoded: String(access.split(separator: ".")[1])))
+            let payload = try #require(Base64URL.decode(access.split(separator: ".")[1]))
             #expect((try JSONSerialization.jsonObject(with: payload) as? [String: Any])?["email_verified"] as? Bool == true)
             let me = try await gateway.get("/auth/me", host: "strict.test", token: access)
             #expect(me.json["email_verified"] as? Bool == true)
@@ -169,6 +179,26 @@ import Testing
             // Both ways at once, or neither: 400.
             #expect(try await gateway.post("/auth/password/reset", host: "globex.test", #"{"token":"\#(token)","email":"lee@globex.test","code":"12345678","new_password":"a new long password"}"#).status == 400)
             #expect(try await gateway.post("/auth/password/reset", host: "globex.test", #"{"new_password":"a new long password"}"#).status == 400)
+            // Codes that are no code at the reset endpoint: 400, and they count for nothing.
+            for bad in ["1234567", "123456789", "1234567a"] {
+                let response = try await gateway.post(
+                    "/auth/password/reset", host: "globex.test", #"{"email":"lee@globex.test","code":"\#(bad)","new_password":"a new long password"}"#)
+                #expect(response.status == 400)
+            }
+            // An expired request (code_ttl is at least a minute, so one is written straight into the store) and its
+            // link: 401 by JSON and on the page.
+            let identity = gateway.server.state.identity
+            let user = try #require(try await identity.store.user(tenant: "globex", email: "lee@globex.test"))
+            let expiredToken = AccountSecrets.newToken()
+            let now = Int64(Date().timeIntervalSince1970)
+            let expired = AccountCodeRecord(
+                tenant: "globex", emailKey: "lee@globex.test", purpose: .verify, userID: user.id, codeHash: "x",
+                tokenHash: identity.accountMail.secrets.tokenHash(expiredToken, tenant: "globex", purpose: .verify), createdAt: now - 1000, expiresAt: now - 1)
+            _ = try await identity.store.issueAccountCode(
+                expired, mail: OutboxMessage(tenant: "globex", kind: "verify", userID: user.id, email: user.email, sealedMessage: Data([0]), createdAt: now, giveUpAt: now),
+                minimumInterval: 0, audit: [])
+            #expect(try await gateway.post("/auth/verify-email", host: "globex.test", #"{"token":"\#(expiredToken)"}"#).status == 401)
+            #expect(try await gateway.get("/auth/verify-email?token=" + expiredToken, host: "globex.test").status == 401)
             // The real one still works after all that (a wrong token is no wrong code).
             #expect(try await gateway.post("/auth/password/reset", host: "globex.test", #"{"token":"\#(token)","new_password":"a new long password"}"#).status == 204)
             // A tenant with reset off has no such endpoint.
@@ -195,8 +225,20 @@ import Testing
             #expect(injected.status == 400)
             let name = try await gateway.post("/auth/signup", host: "globex.test", #"{"email":"nat@globex.test","password":"a long password","name":"Nat\r\nBcc: eve@evil.test"}"#)
             #expect(name.status == 422)
+            // A name that is accepted (no control character) but reads like more recipients: it stays a quoted
+            // display name of the one address (CLI-added users are verified, so their messages carry the name).
+            let globex = try #require(gateway.server.state.tenants.resolve(host: "globex.test")).configuration
+            _ = try await gateway.server.state.identity.addUser(
+                tenant: globex, email: "pat@globex.test", password: "a long password", name: #"Eve" <eve@evil.test>, "x"#, roles: ["user"])
+            #expect(try await gateway.post("/auth/password/forgot", host: "globex.test", #"{"email":"pat@globex.test"}"#).status == 202)
+            let pat = try #require(try await smtp.waitForMessages(2).first { $0.to.contains("pat@globex.test") })
+            #expect(pat.to == ["pat@globex.test"])
+            let to = ReceivedMail(raw: pat.message).header("To") ?? ""
+            #expect(to.hasSuffix(" <pat@globex.test>") && to.hasPrefix("\""), "\(to)")
+            #expect(ReceivedMail(raw: pat.message).header("Bcc") == nil)
             try await Task.sleep(for: .seconds(1))
-            #expect(smtp.messages().allSatisfy { !$0.to.contains("eve@evil.test") && !$0.message.contains("evil.test") })
+            #expect(smtp.messages().allSatisfy { !$0.to.contains("eve@evil.test") })
+            #expect(smtp.messages().allSatisfy { !$0.message.contains("Bcc:") })
         }
     }
 
@@ -323,13 +365,5 @@ import Testing
             print("forgot medians: account \(medians.0), nobody \(medians.1), difference \(difference)")
             #expect(difference < .milliseconds(10))
         }
-    }
-}
-
-extension Data {
-    init?(base64URLEncoded text: String) {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        self.init(base64Encoded: base64)
     }
 }

@@ -35,6 +35,8 @@ import Testing
             // The resend button; within the minute of the sign-up's message it sends nothing more, and says the same.
             let resend = try await browser.submit("/auth/verify-email/resend", [("email", "uma@strict.test")])
             #expect(resend.status == 200 && resend.text.contains("Check your e-mail"))
+            try await Task.sleep(for: .seconds(2))
+            #expect(smtp.messages().filter { $0.to.contains("uma@strict.test") }.count == 1)
             // Without the form's token: refused.
             let forged = try await browser.submit("/auth/verify-email/resend", [("email", "uma@strict.test"), ("csrf_token", "forged")])
             #expect(forged.status == 403)

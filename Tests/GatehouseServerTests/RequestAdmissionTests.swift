@@ -31,11 +31,11 @@ import Testing
             limits: loaded.gateway.limits, isHTTP2: false, scheme: "http")
     }
 
-    func decide(_ method: HTTPMethod = .GET, _ uri: String, _ headers: [(String, String)] = [("Host", "acme.test")], session: RequestAdmission.SessionInput = .notAsked)
+    func decide(_ method: HTTPMethod = .GET, _ uri: String, _ headers: [(String, String)] = [("Host", "acme.test")], session: RequestAdmission.SessionInput = .needsStore)
         -> RequestAdmission.Decision
     {
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))
-        return admission.decide(head, facts: RequestHeaderFacts(head.headers), session: session)
+        return admission.decide(head, facts: RequestHeaderFacts(head.headers)) { _, _ in session }
     }
 
     /// The status of a refusal, or what else was decided.
@@ -98,6 +98,24 @@ import Testing
         #expect(outcome(decide(.POST, "/api/orders", cookie + [("Origin", "http://other.acme.test")], session: .answered(session))) == "proxy /api /api/orders")
         // A bearer token wins over the cookie: no lookup at all.
         #expect(outcome(decide(.GET, "/api/orders", cookie + [("Authorization", "Bearer not-a-token")])) == "401")
+    }
+
+    @Test func theSessionIsAskedForOnceAndOnlyForACookieWithoutABearerToken() {
+        final class Count { var value = 0 }
+        func asks(_ headers: [(String, String)], _ uri: String = "/api/orders") -> Int {
+            let count = Count()
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders(headers))
+            _ = admission.decide(head, facts: RequestHeaderFacts(head.headers)) { _, _ in
+                count.value += 1
+                return .answered(nil)
+            }
+            return count.value
+        }
+        #expect(asks([("Host", "acme.test"), ("Cookie", "gatehouse_session=abc")]) == 1)
+        #expect(asks([("Host", "acme.test"), ("Cookie", "other=1")]) == 0)
+        #expect(asks([("Host", "acme.test"), ("Cookie", "gatehouse_session=abc"), ("Authorization", "Bearer x")]) == 0)
+        // Refused before authentication: no lookup.
+        #expect(asks([("Host", "acme.test"), ("Cookie", "gatehouse_session=abc")], "/nowhere") == 0)
     }
 
     @Test func aWebSocketHandshakeHasNoBody() {

@@ -155,7 +155,6 @@ import Testing
         #expect(!(try await store.replacePasswordHash(tenant: "acme", userID: user.id, expected: user.passwordHash, replacement: "stale-rehash")))
         #expect(try await store.user(tenant: "acme", id: user.id)?.passwordHash == "new-hash")
         // Nor does a full write from an old copy undo a verification.
-        #expect(await Self.request(fixture, .verify, "jon@acme.test") == false)  // verification is off here
         var stale = try #require(try await store.user(tenant: "acme", id: user.id))
         _ = try await store.issueAccountCode(
             AccountCodeRecord(
@@ -164,7 +163,7 @@ import Testing
             mail: OutboxMessage(tenant: "acme", kind: "verify", userID: user.id, email: user.email, sealedMessage: Data([0]), createdAt: 0, giveUpAt: 1),
             minimumInterval: 60, audit: [])
         let live = try #require(try await store.accountCode(tenant: "acme", purpose: .verify, tokenHash: "t", now: IdentityService.now()))
-        #expect(try await store.completeAccountCode(live, now: IdentityService.now(), completion: AccountCodeCompletion(marksVerified: true)) == [])
+        #expect(try await store.completeAccountCode(live, now: IdentityService.now(), completion: AccountCodeCompletion()) == [])
         stale.name = "Jon"
         try await store.updateUser(stale)
         let after = try #require(try await store.user(tenant: "acme", id: user.id))
@@ -232,6 +231,20 @@ import Testing
         #expect(try await identity.store.pendingMailCount() == 0)
         let refusals = try await identity.store.auditEvents(AuditQuery(tenant: "acme", event: .passwordResetRequest)).compactMap(\.error)
         #expect(refusals == ["disabled", "unknown_address"])
+    }
+
+    @Test(arguments: StoreKind.allCases) func aUserDisabledAfterTheRequestCannotUseIt(_ kind: StoreKind) async throws {
+        let fixture = try await Self.fixture(kind, verification: "off")
+        defer { Task { await fixture.close() } }
+        let identity = fixture.identity
+        let user = try await identity.signUp(tenant: fixture.tenant, email: "kai@acme.test", password: Self.password, name: nil)
+        #expect(await Self.request(fixture, .reset, "kai@acme.test"))
+        let mail = try #require(try await Self.drain(fixture).first?.mail)
+        try await identity.setDisabled(tenant: fixture.tenant, email: "kai@acme.test", disabled: true)
+        await #expect(throws: IdentityError.invalidAccountCode) {
+            try await identity.resetPassword(tenant: fixture.tenant, using: .token(try #require(mail.token)), newPassword: "a brand new password")
+        }
+        #expect(try await identity.store.user(tenant: "acme", id: user.id)?.passwordHash == user.passwordHash)
     }
 
     @Test(arguments: StoreKind.allCases) func aResetRevokesEveryLoginClearsTheLockoutAndVerifiesTheAddress(_ kind: StoreKind) async throws {
