@@ -16,8 +16,6 @@ final class EndpointCall {
     var body: ByteBuffer
     /// The request asked for an upgrade: the connection closes after the answer.
     let endsParsing: Bool
-    /// The request is read in full and handed to the endpoint.
-    var isDispatched = false
 
     init(
         head: HTTPRequestHead, facts: RequestHeaderFacts, tenant: Tenant, path: String, query: String?, requestID: String, trace: TraceContext,

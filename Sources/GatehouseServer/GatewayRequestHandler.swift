@@ -7,30 +7,29 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Serves the requests of one client connection (or one HTTP/2 stream): resolves the tenant, normalises the
-/// path, picks the route, applies the policy and forwards to a pooled upstream connection on the same event
-/// loop, streaming both bodies with back-pressure.
+/// Serves the requests of one client connection (or one HTTP/2 stream): admits each request (``RequestAdmission``),
+/// answers the gateway's own endpoints, and forwards the rest to a pooled upstream connection on the same event loop,
+/// streaming both bodies with back-pressure.
 ///
-/// Requests are handled one at a time. Pipelined HTTP/1.1 requests wait in a queue for the response before them,
-/// and the connection stops reading while anything waits there, so a client cannot make it buffer more than one read.
+/// The decisions are made by two state machines: ``ClientConnectionStateMachine`` (which request a part belongs
+/// to, pipelining, reads, keep-alive, close) and one ``ProxyExchangeStateMachine`` per proxied request (buffering,
+/// streaming, retry, release, failure). This handler feeds them events and carries out their actions.
 final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamResponseReceiver {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private enum Phase {
-        case idle
-        /// The gateway answered itself; request parts are dropped until `.end`.
-        case answered(closeAfterRequest: Bool)
-        case exchanging(ProxyExchange)
+    /// What the current request is, for the events that concern it. The flow of parts is the client machine's.
+    private enum CurrentRequest {
+        /// No request, or one the gateway answered itself whose remaining parts are being read and dropped.
+        case none
+        case proxy(ProxyExchange)
         /// A request to one of the gateway's own endpoints: collecting its body, then waiting for the answer.
         case endpoint(EndpointCall)
-        /// Asking the store about a session cookie this process has not seen lately; the request's remaining parts
-        /// wait in the pipelining queue.
-        case authenticating
-        /// The connection became a byte tunnel (WebSocket); this handler is on its way out.
-        case tunnelling
-        case closed
+        /// Asking the store about a session cookie this process has not seen lately.
+        case sessionLookup
+        /// The connection is becoming a byte tunnel (WebSocket); this handler is on its way out.
+        case tunnel(ProxyExchange)
     }
 
     private let state: GatewayState
@@ -40,16 +39,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The HTTP/1 connection's head and idle deadlines; nil on an HTTP/2 stream.
     private let timeouts: ConnectionTimeoutHandler?
     private var context: ChannelHandlerContext?
-    private var phase: Phase = .idle
-    /// Parts of pipelined requests that arrived while an earlier response was still in flight.
-    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
-    /// Close once the current response is out: the server is shutting down, or the client stopped sending.
-    private var closeWhenIdle = false
-    /// The decoder failed on bytes after the queued parts: nothing more will arrive, so a queued request that lacks
-    /// its end is malformed and must never go upstream.
-    private var inputBroken = false
-    /// A `read` held back because the upstream side cannot take more yet, or pipelined requests are waiting.
-    private var readPending = false
+    private var clientConnection = ClientConnectionStateMachine()
+    private var current: CurrentRequest = .none
     private var requestIDs = RequestIDGenerator()
     private var traceContexts = TraceContextGenerator()
     /// The upstream response deadline of the exchange in progress; one timer per connection.
@@ -83,41 +74,57 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        guard pipelined.isEmpty, !isAwaitingResponse else {
-            pipelined.append(part)
-            return
-        }
-        receive(part, context: context)
+        run(clientConnection.received(unwrapInboundIn(data)), context: context)
     }
 
-    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
-        case .head(let head):
+    private func run(_ action: ClientConnectionStateMachine.PartAction, context: ChannelHandlerContext) {
+        switch action {
+        case .startRequest(let head):
             timeouts?.requestHeadReceived()
             startRequest(head, context: context)
-        case .body(let buffer):
+        case .requestBody(let buffer):
             receiveRequestBody(buffer, context: context)
-        case .end(let trailers):
-            receiveRequestEnd(trailers, context: context)
+        case .requestEnd:
+            receiveRequestEnd(context: context)
+        case .wait, .drop:
+            break
+        case .discardedRest:
+            timeouts?.responseCompleted()
+        case .close:
+            closeClient(context: context)
+        case .refuseBrokenRequest:
+            send(
+                ProblemResponse(.badRequest, "The request is not valid HTTP/1.1.", closeConnection: true), version: .http1_1,
+                requestID: requestIDs.next(), isHead: false, keepAlive: false, closeNow: true, context: context)
         }
+    }
+
+    /// Takes the queued parts of pipelined requests in order, until one of them waits for its response.
+    private func takeQueuedParts() {
+        guard let context else { return }
+        while let action = clientConnection.nextQueuedPart() {
+            run(action, context: context)
+        }
+        // What a read would have flushed at its end.
+        if case .proxy(let exchange) = current { exchange.upstream?.flush() }
+        resumeClientReads()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if case .exchanging(let exchange) = phase { exchange.connection?.flush() }
+        if case .proxy(let exchange) = current { exchange.upstream?.flush() }
         context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         responseTimer?.cancel()
         bodyTimer?.cancel()
-        if case .exchanging(let exchange) = phase {
-            exchange.connection?.close()
-            exchange.connection = nil
-            log(exchange, status: exchange.responseStatus ?? 499)
+        if case .proxy(let exchange) = current {
+            _ = exchange.machine.clientClosed()
+            closeUpstream(of: exchange)
+            log(exchange, status: exchange.machine.responseStatus ?? 499)
         }
-        phase = .closed
-        pipelined.removeAll()
+        current = .none
+        clientConnection.close()
         context.fireChannelInactive()
     }
 
@@ -126,36 +133,37 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.fireUserInboundEventTriggered(event)
             return
         }
-        // Shutting down, or the client will send no more: finish the request in hand (and any pipelined behind
-        // it), then close.
-        closeWhenIdle = true
-        if case .idle = phase, pipelined.isEmpty {
-            phase = .closed
-            context.close(promise: nil)
+        // Shutting down, or the client will send no more.
+        switch clientConnection.quiesce() {
+        case .close: context.close(promise: nil)
+        case .finishInFlight: break
         }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, case .exchanging(let exchange) = phase {
-            exchange.connection?.resumeReading()
+        if context.channel.isWritable, case .proxy(let exchange) = current {
+            exchange.upstream?.resumeReading()
         }
         context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         guard let parserError = error as? HTTPParserError else {
-            // The phase stays as it is: `channelInactive` ends an exchange in progress (closes its upstream
-            // connection and logs it).
+            // `channelInactive` ends an exchange in progress (closes its upstream connection and logs it).
             context.close(promise: nil)
             return
         }
         // The decoder cannot resync after a parse error: no request after this point can be read.
-        if !pipelined.isEmpty || isAwaitingResponse {
-            // The bad bytes follow a request still being answered: finish it (and the complete ones queued before
-            // them), then close. A queued request without its end never starts (`takePipelinedRequests`).
-            inputBroken = true
-            closeWhenIdle = true
+        let atRequestStart: Bool
+        switch clientConnection.parseError() {
+        case .finishThenClose:
+            // A queued request without its end never starts (`nextQueuedPart`).
             return
+        case .close:
+            closeClient(context: context)
+            return
+        case .answerAndClose(let start):
+            atRequestStart = start
         }
         let problem: ProblemResponse
         switch parserError {
@@ -164,115 +172,76 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 .requestHeaderFieldsTooLarge,
                 "The request head is larger than \(state.configuration.limits.maxHeaderBytes) bytes.", closeConnection: true)
         default:
-            let what = isIdle ? "request" : "request body"
+            let what = atRequestStart ? "request" : "request body"
             problem = ProblemResponse(.badRequest, "The \(what) is not valid HTTP/1.1 (\(parserError)).", closeConnection: true)
         }
         bodyTimer?.disarm()
-        switch phase {
-        case .idle:
-            phase = .closed
+        switch current {
+        case .none:
             // No head, so no tenant or method: counted as tenant and route `none`, method `OTHER`.
             state.metrics.unknownHost.countUnparsed(status: problem.status.code)
-            send(problem, version: .http1_1, requestID: requestIDs.next(), isHead: false, keepAlive: false, context: context, thenClose: true)
-        case .exchanging(let exchange):
+            send(problem, version: .http1_1, requestID: requestIDs.next(), isHead: false, keepAlive: false, closeNow: true, context: context)
+        case .proxy(let exchange):
             // A malformed chunk after the head went upstream (§6.6): the upstream connection is closed, never reused,
             // so the partial request can never be completed by bytes of another; the client gets a 400 if it can.
-            abandonUpstream(exchange)
-            phase = .closed
-            guard exchange.responseStatus == nil else {
-                log(exchange, status: exchange.responseStatus ?? 400)
-                context.close(promise: nil)
-                return
+            switch exchange.machine.answerByGateway(status: problem.status.code) {
+            case .answer:
+                failExchange(exchange, with: problem, closeNow: true, context: context)
+            case .closeClient, .none:
+                closeUpstream(of: exchange)
+                log(exchange, status: exchange.machine.responseStatus ?? problem.status.code)
+                closeClient(context: context)
             }
-            exchange.responseStatus = problem.status.code
-            log(exchange, status: problem.status.code)
-            send(
-                problem, version: exchange.clientHead.version, requestID: exchange.requestID, isHead: exchange.clientHead.method == .HEAD,
-                keepAlive: false, context: context, thenClose: true)
         case .endpoint(let call):
-            phase = .closed
-            send(problem, version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, context: context, thenClose: true)
-        case .answered, .authenticating, .tunnelling, .closed:
-            phase = .closed
-            context.close(promise: nil)
+            send(problem, version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, closeNow: true, context: context)
+        case .sessionLookup, .tunnel:
+            closeClient(context: context)
         }
-    }
-
-    private var isIdle: Bool {
-        if case .idle = phase { return true }
-        return false
     }
 
     func read(context: ChannelHandlerContext) {
-        if !pipelined.isEmpty {
-            readPending = true
-            return
-        }
-        if case .exchanging(let exchange) = phase, !(exchange.connection?.isWritable ?? false) {
-            readPending = true
-            return
-        }
-        context.read()
+        var upstreamCanTakeMore = true
+        if case .proxy(let exchange) = current { upstreamCanTakeMore = exchange.upstream?.isWritable ?? false }
+        if clientConnection.read(upstreamCanTakeMore: upstreamCanTakeMore) { context.read() }
     }
 
     private func resumeClientReads() {
-        guard readPending, let context else { return }
-        readPending = false
+        guard let context, clientConnection.resumeReading() else { return }
         context.read()
-    }
-
-    /// Whether the current request has been read to its end while its response is still to come: a part read now
-    /// belongs to a pipelined request and waits its turn.
-    private var isAwaitingResponse: Bool {
-        switch phase {
-        case .exchanging(let exchange): return exchange.requestComplete
-        case .endpoint(let call): return call.isDispatched
-        case .authenticating: return true
-        case .idle, .answered, .tunnelling, .closed: return false
-        }
-    }
-
-    /// Takes the pipelined requests in order, until one of them is waiting for its response.
-    private func takePipelinedRequests() {
-        guard let context else { return }
-        while !pipelined.isEmpty, !isAwaitingResponse {
-            switch phase {
-            case .closed, .tunnelling:
-                pipelined.removeAll()
-            case .idle where inputBroken && !pipelined.holdsCompleteRequest():
-                refuseBrokenRequest(context: context)
-            default:
-                receive(pipelined.removeFirst(), context: context)
-            }
-        }
-        // What a read would have flushed at its end.
-        if case .exchanging(let exchange) = phase { exchange.connection?.flush() }
-        if pipelined.isEmpty { resumeClientReads() }
-    }
-
-    /// A request cut short by bytes the decoder refused: 400 and close, before anything of it goes upstream (§6.6).
-    private func refuseBrokenRequest(context: ChannelHandlerContext) {
-        pipelined.removeAll()
-        phase = .closed
-        send(
-            ProblemResponse(.badRequest, "The request is not valid HTTP/1.1.", closeConnection: true), version: .http1_1,
-            requestID: requestIDs.next(), isHead: false, keepAlive: false, context: context, thenClose: true)
     }
 
     /// Whether the connection stays open after answering `head`: not when it is to close and nothing pipelined waits,
     /// and not after a request that asked for an upgrade (`endsParsing`), which stops the HTTP/1 decoder.
     private func keepsAlive(_ head: HTTPRequestHead, endsParsing: Bool) -> Bool {
-        head.isKeepAlive && !endsParsing && !(closeWhenIdle && pipelined.isEmpty)
+        clientConnection.keepsAlive(requested: head.isKeepAlive && !endsParsing)
     }
 
-    /// Writes the end of the response, and closes the connection once it is written (not before: closing fails
-    /// whatever the socket has not taken yet) when it is not kept alive.
-    private func endResponse(_ trailers: HTTPHeaders?, close: Bool, context: ChannelHandlerContext) {
-        guard close else {
+    /// Writes the end of the response and moves the connection on as the client machine says: to the next request,
+    /// to reading the rest of an answered request, or to closing once the end is written (not before: closing fails
+    /// whatever the socket has not taken yet).
+    private func endResponse(_ trailers: HTTPHeaders?, keepAlive: Bool, closeNow: Bool = false, context: ChannelHandlerContext) {
+        if case .tunnel = current {} else { current = .none }
+        switch clientConnection.responseEnded(keepAlive: keepAlive, closeNow: closeNow) {
+        case .keepAlive(let partsAreQueued):
+            timeouts?.responseCompleted()
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
-            return
+            if partsAreQueued {
+                // The caller may still be on its way out of an event: the next request starts on the next turn.
+                context.eventLoop.assumeIsolated().execute { [self] in takeQueuedParts() }
+            } else {
+                resumeClientReads()
+            }
+        case .discardRestOfRequest:
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        case .closeAfterWrite:
+            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
-        context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// Closes the client connection now; `channelInactive` ends whatever is in progress.
+    private func closeClient(context: ChannelHandlerContext) {
+        clientConnection.close()
+        context.close(promise: nil)
     }
 
     // MARK: Request
@@ -280,10 +249,16 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// - Parameter resumed: the store's answer about the request's session cookie, when this is the second pass
     ///   after asking it.
     private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext, resumed: SessionResumption? = nil) {
-        guard case .idle = phase else {
-            context.close(promise: nil)
+        switch current {
+        case .none where resumed == nil, .sessionLookup where resumed != nil:
+            break
+        case .none, .sessionLookup, .proxy, .endpoint, .tunnel:
+            // The client machine starts one request at a time; anything else is a bug that must not go on.
+            assertionFailure("request head while \(current)")
+            closeClient(context: context)
             return
         }
+        current = .none
         // The second pass is the same request: its time, ids and trace run from the first.
         let start = resumed?.start ?? NIODeadline.now()
         let facts = RequestHeaderFacts(head.headers)
@@ -295,10 +270,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         func reject(_ problem: ProblemResponse, tenant: Tenant? = nil, route: Route? = nil, path: String? = nil) {
             var problem = problem
             if !problem.closeConnection, BrowserRules.hasLargeBody(facts) { problem.closeConnection = true }
-            // The phase changes before the answer is written: writing `.end` lets the pipelining handler deliver
-            // the next request at once.
             let keepAlive = !problem.closeConnection && keepsAlive(head, endsParsing: endsParsing)
-            phase = .answered(closeAfterRequest: !keepAlive)
             send(problem, version: head.version, requestID: requestID, isHead: isHead, keepAlive: keepAlive, context: context)
             logEntry(
                 metrics: route?.metrics ?? tenant?.metrics.unmatched ?? state.metrics.unknownHost, tenant: tenant?.id, route: route?.path, method: head.method.rawValue, path: path ?? "-", status: problem.status.code,
@@ -343,7 +315,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             // Handled above, before anything else.
             return
         case .endpoint(let endpointTenant, let endpointTarget, let endpointFraming):
-            phase = .endpoint(
+            current = .endpoint(
                 EndpointCall(
                     head: head, facts: facts, tenant: endpointTenant, path: endpointTarget.path, query: endpointTarget.query.map(String.init),
                     requestID: requestID, trace: trace, start: start, body: context.channel.allocator.buffer(capacity: 0), endsParsing: endsParsing))
@@ -370,10 +342,13 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             policy: .init(reservedHeaderNames: tenant.reservedHeaderNames, forwardAuthorization: route.configuration.forwardAuthorization),
             connection: connection, requestID: requestID, trace: trace)
 
+        let machine = ProxyExchangeStateMachine(
+            upstreamHead: upstreamHead, framing: framing, awaitsFraming: awaitsFraming, method: head.method, isUpgrade: isWebSocket,
+            endsParsing: endsParsing, maxBodyBytes: state.configuration.limits.maxBodyBytes)
         let exchange = ProxyExchange(
-            clientHead: head, upstreamHead: upstreamHead, framing: framing, awaitsFraming: awaitsFraming, tenant: tenant, route: route,
-            path: target.path, requestID: requestID, trace: trace, start: start, isUpgrade: isWebSocket, endsParsing: endsParsing)
-        phase = .exchanging(exchange)
+            clientHead: head, machine: machine, tenant: tenant, route: route, path: target.path, requestID: requestID, trace: trace,
+            start: start, endsParsing: endsParsing)
+        current = .proxy(exchange)
         if framing.hasBody || awaitsFraming { bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount) }
         if facts.expect != nil {
             // The gateway accepted the request: let the client send its body.
@@ -397,10 +372,11 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// Looks a session up in the store off the event loop, then starts the request again with the answer. Until
-    /// then the request's body waits in the pipelining queue, and the connection reads no further.
+    /// then the request's body waits in the client machine's queue, and the connection reads no further.
     private func askStoreForSession(_ cookies: [String], head: HTTPRequestHead, tenant: Tenant, first: SessionResumption, context: ChannelHandlerContext) {
         let requestID = first.requestID
-        phase = .authenticating
+        current = .sessionLookup
+        clientConnection.holdRequestParts()
         let identity = state.identity
         let configuration = tenant.configuration
         let logger = state.logger(requestID: requestID, tenant: tenant.id)
@@ -414,88 +390,91 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         }
         promise.futureResult.assumeIsolated().whenSuccess { [self] answer in
-            guard case .authenticating = phase, let context = self.context else { return }
-            phase = .idle
-            if inputBroken && !pipelined.holdsCompleteRequest(startingWithHead: false) {
-                refuseBrokenRequest(context: context)
+            guard let context = self.context else { return }
+            switch clientConnection.resumeRequestParts() {
+            case .closed:
+                // The connection closed (or is quiescing) while the store answered; nothing is left to answer.
                 return
+            case .refuseBrokenRequest:
+                current = .none
+                run(.refuseBrokenRequest, context: context)
+            case .resume:
+                var resumption = first
+                resumption.answer = answer
+                startRequest(head, context: context, resumed: resumption)
+                takeQueuedParts()
             }
-            var resumption = first
-            resumption.answer = answer
-            startRequest(head, context: context, resumed: resumption)
-            takePipelinedRequests()
         }
     }
 
     private func receiveRequestBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
-        if case .endpoint(let call) = phase {
+        switch current {
+        case .endpoint(let call):
             var buffer = buffer
             let limit = state.configuration.limits.authBodyBytes
             guard call.body.readableBytes + buffer.readableBytes <= limit else {
-                phase = .answered(closeAfterRequest: true)
+                logEntry(
+                    metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path,
+                    status: 413, upstream: nil, start: call.start, requestID: call.requestID, trace: call.trace, bytes: 0)
                 send(
                     ProblemResponse(.payloadTooLarge, "The request body is larger than the limit of \(limit) bytes.", closeConnection: true),
                     version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, context: context)
-                logEntry(
-                    metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: 413, upstream: nil,
-                    start: call.start, requestID: call.requestID, trace: call.trace, bytes: 0)
                 return
             }
             call.body.writeBuffer(&buffer)
             bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
-            return
-        }
-        guard case .exchanging(let exchange) = phase else { return }
-        bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
-        exchange.requestBodyBytes += buffer.readableBytes
-        if case .contentLength(let declared) = exchange.framing, exchange.requestBodyBytes > declared {
-            // The decoder never delivers more than Content-Length; if it ever did, the excess must not reach the
-            // upstream as the start of another request.
-            abandonUpstream(exchange)
-            phase = .closed
-            context.close(promise: nil)
-            return
-        }
-        let limit = state.configuration.limits.maxBodyBytes
-        if exchange.requestBodyBytes > limit {
-            // A chunked body is counted as it streams: stop it as soon as it passes the limit.
-            abandonUpstream(exchange)
-            if exchange.responseStatus == nil {
-                finishWithProblem(
-                    ProblemResponse(.payloadTooLarge, "The request body is larger than the limit of \(limit) bytes.", closeConnection: true),
-                    exchange: exchange, context: context)
-            } else {
-                context.close(promise: nil)
+        case .proxy(let exchange):
+            bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
+            switch exchange.machine.requestBody(buffer) {
+            case .write(let part):
+                exchange.upstream?.write(part)
+            case .writeHeadAnd(let part):
+                exchange.upstream?.write(.head(exchange.machine.headToWrite))
+                exchange.upstream?.write(part)
+            case .buffered, .drop:
+                break
+            case .bodyTooLarge(let limit):
+                let problem = ProblemResponse(.payloadTooLarge, "The request body is larger than the limit of \(limit) bytes.", closeConnection: true)
+                switch exchange.machine.answerByGateway(status: problem.status.code) {
+                case .answer: failExchange(exchange, with: problem, context: context)
+                case .closeClient, .none: abort(exchange, context: context)
+                }
+            case .abort:
+                abort(exchange, context: context)
             }
-            return
+        case .none, .sessionLookup, .tunnel:
+            // `.none` is a request the gateway answered (the client machine drops its parts); the others never
+            // receive parts.
+            assertionFailure("request body while \(current)")
+            closeClient(context: context)
         }
-        exchange.forward(.body(.byteBuffer(buffer)))
     }
 
-    private func receiveRequestEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+    private func receiveRequestEnd(context: ChannelHandlerContext) {
         bodyTimer?.disarm()
-        switch phase {
+        switch current {
         case .endpoint(let call):
             dispatch(call, context: context)
-        case .answered(let closeAfterRequest):
-            if closeAfterRequest || (closeWhenIdle && pipelined.isEmpty) {
-                context.close(promise: nil)
-            } else {
-                becomeIdle(context: context)
+        case .proxy(let exchange):
+            let armResponseTimer: Bool
+            switch exchange.machine.requestEnd() {
+            case .write(let part, let arm):
+                exchange.upstream?.write(part)
+                armResponseTimer = arm
+            case .writeHeadAnd(let part, let arm):
+                exchange.upstream?.write(.head(exchange.machine.headToWrite))
+                exchange.upstream?.write(part)
+                armResponseTimer = arm
+            case .buffered, .drop:
+                armResponseTimer = false
+            case .abort:
+                abort(exchange, context: context)
+                return
             }
-        case .exchanging(let exchange):
-            exchange.requestComplete = true
-            // Request trailers are dropped (§6.6): they could carry identity headers past the filter.
-            exchange.forward(.end(nil))
-            if exchange.responseComplete {
-                let keepAlive = keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
-                finishExchange(exchange, keepAlive: keepAlive, context: context)
-                if !keepAlive { context.close(promise: nil) }
-            } else if exchange.connection != nil, exchange.responseStatus == nil {
-                startResponseTimeout()
-            }
-        default:
-            break
+            if armResponseTimer { startResponseTimeout() }
+        case .none, .sessionLookup, .tunnel:
+            assertionFailure("request end while \(current)")
+            closeClient(context: context)
         }
     }
 
@@ -504,7 +483,6 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Runs an endpoint off the event loop (it may hash a password or touch the store) and writes its answer
     /// back on this loop, unless the client went away meanwhile.
     private func dispatch(_ call: EndpointCall, context: ChannelHandlerContext) {
-        call.isDispatched = true
         let facts = call.facts
         let site: EndpointRequest.Site
         if facts.origin == nil, facts.referer == nil {
@@ -523,7 +501,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         let promise = context.eventLoop.makePromise(of: EndpointResponse.self)
         Task(executorPreference: state.endpointExecutor) { promise.succeed(await endpoints.handle(request, tenant: tenant)) }
         promise.futureResult.assumeIsolated().whenSuccess { [self] response in
-            guard case .endpoint(let current) = phase, current === call, let context = self.context else { return }
+            // The client may have gone away (or the connection closed) while the endpoint ran.
+            guard case .endpoint(let current) = current, current === call, let context = self.context else { return }
             respond(to: call, with: response, context: context)
         }
     }
@@ -542,11 +521,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         logEntry(
             metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: response.status.code,
             upstream: nil, start: call.start, requestID: call.requestID, trace: call.trace, bytes: body.readableBytes)
-        // The phase changes before `.end` is written, which may deliver the next pipelined request at once.
-        if keepAlive { becomeIdle(context: context) } else { phase = .closed }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: call.head.version, status: response.status, headers: headers))), promise: nil)
         if call.head.method != .HEAD && body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        endResponse(nil, close: !keepAlive, context: context)
+        endResponse(nil, keepAlive: keepAlive, context: context)
     }
 
     // MARK: Upstream
@@ -560,28 +537,36 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             future.assumeIsolated().whenComplete { [self] result in
                 switch result {
                 case .success(let upstream):
-                    guard case .exchanging(let current) = phase, current === exchange else {
-                        // The client went away while we connected; the connection is still good for others.
-                        pool.release(upstream)
-                        return
-                    }
                     attach(upstream, to: exchange)
                 case .failure(let error):
-                    guard case .exchanging(let current) = phase, current === exchange, let context else { return }
+                    guard case .badGateway = exchange.machine.connectFailed(), let context else { return }
                     let detail = "The upstream \(exchange.route.upstream.origin) cannot be reached (\(UpstreamFailure.describe(error)))."
-                    finishWithProblem(ProblemResponse(.badGateway, detail), exchange: exchange, context: context)
+                    failExchange(exchange, with: ProblemResponse(.badGateway, detail), context: context)
                 }
             }
         }
     }
 
     private func attach(_ upstream: UpstreamConnection, to exchange: ProxyExchange) {
+        guard case .proxy(let current) = current, current === exchange else {
+            // The client went away while we connected; the connection is still good for others.
+            pool.release(upstream)
+            return
+        }
+        switch exchange.machine.connected(isReused: upstream.isReused) {
+        case .release:
+            pool.release(upstream)
+            return
+        case .wait:
+            break
+        case .write(let parts, let armResponseTimer):
+            for part in parts { upstream.write(part) }
+            upstream.flush()
+            if armResponseTimer { startResponseTimeout() }
+        }
         upstream.receiver = self
-        exchange.connection = upstream
+        exchange.upstream = upstream
         exchange.upstreamStart = .now()
-        exchange.sendBuffered()
-        upstream.flush()
-        if exchange.requestComplete && exchange.responseStatus == nil { startResponseTimeout() }
         if upstream.isWritable { resumeClientReads() }
     }
 
@@ -593,114 +578,121 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func responseTimedOut() {
-        guard case .exchanging(let exchange) = phase, exchange.responseStatus == nil, let context else { return }
-        abandonUpstream(exchange)
+        guard case .proxy(let exchange) = current, let context else { return }
+        guard case .answer = exchange.machine.responseTimedOut() else { return }
         let seconds = ConfigurationValues.format(state.configuration.limits.upstreamTimeout)
-        finishWithProblem(
-            ProblemResponse(.gatewayTimeout, "The upstream sent no response head within \(seconds)."), exchange: exchange, context: context)
+        failExchange(exchange, with: ProblemResponse(.gatewayTimeout, "The upstream sent no response head within \(seconds)."), context: context)
     }
 
     /// The request body sent nothing for `limits.body_timeout` (§6.9): the exchange ends, its upstream connection is
     /// closed (a slow body must not hold it), and the client gets 408 unless a response has started.
     private func bodyTimedOut() {
         guard let context else { return }
-        if readPending || !pipelined.isEmpty {
+        if clientConnection.isHoldingClientBack {
             // The gateway itself is holding the body back (the upstream is not taking it): not the client's stall.
             bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
             return
         }
         let seconds = ConfigurationValues.format(state.configuration.limits.bodyTimeout)
         let problem = ProblemResponse(.requestTimeout, "The request body sent nothing for \(seconds).", closeConnection: true)
-        switch phase {
-        case .exchanging(let exchange) where !exchange.requestComplete:
-            abandonUpstream(exchange)
-            if exchange.responseStatus == nil {
-                exchange.responseStatus = problem.status.code
-                log(exchange, status: problem.status.code)
-                phase = .closed
-                send(
-                    problem, version: exchange.clientHead.version, requestID: exchange.requestID, isHead: exchange.clientHead.method == .HEAD,
-                    keepAlive: false, context: context, thenClose: true)
-            } else {
-                log(exchange, status: exchange.responseStatus ?? 408)
-                phase = .closed
-                context.close(promise: nil)
+        switch current {
+        case .proxy(let exchange):
+            switch exchange.machine.bodyTimedOut() {
+            case .answer: failExchange(exchange, with: problem, closeNow: true, context: context)
+            case .closeClient: abort(exchange, context: context)
+            case .none: break
             }
-        case .endpoint(let call) where !call.isDispatched:
+        case .endpoint(let call) where clientConnection.state == .receiving:
             logEntry(
-                metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: problem.status.code,
-                upstream: nil, start: call.start, requestID: call.requestID, trace: call.trace, bytes: 0)
-            phase = .closed
-            send(problem, version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, context: context, thenClose: true)
-        default:
+                metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path,
+                status: problem.status.code, upstream: nil, start: call.start, requestID: call.requestID, trace: call.trace, bytes: 0)
+            send(problem, version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, closeNow: true, context: context)
+        case .endpoint, .none, .sessionLookup, .tunnel:
+            // A timer that fired late, for a body that has ended since.
             break
         }
     }
 
-    /// Closes the upstream connection of an exchange that cannot finish cleanly.
-    private func abandonUpstream(_ exchange: ProxyExchange) {
+    /// Closes the upstream connection of an exchange (it is never reused after a failure).
+    private func closeUpstream(of exchange: ProxyExchange) {
         responseTimer?.disarm()
-        exchange.connection?.close()
-        exchange.connection = nil
+        exchange.upstream?.close()
+        exchange.upstream = nil
+    }
+
+    /// Ends an exchange that cannot finish cleanly after its response started: both connections close, so the client
+    /// sees a cut-off response rather than a truncated one presented as complete.
+    private func abort(_ exchange: ProxyExchange, context: ChannelHandlerContext) {
+        _ = exchange.machine.clientClosed()
+        closeUpstream(of: exchange)
+        log(exchange, status: exchange.machine.responseStatus ?? 400)
+        closeClient(context: context)
+    }
+
+    /// The upstream connection sent an event the exchange's machine cannot take (or for no exchange at all).
+    private func upstreamEventOutOfOrder(_ event: String) {
+        guard let context else { return }
+        if case .proxy(let exchange) = current {
+            state.logger(requestID: exchange.requestID, tenant: exchange.tenant.id).warning(
+                "upstream sent \(event) out of order; closing both connections")
+            abort(exchange, context: context)
+        } else {
+            closeClient(context: context)
+        }
     }
 
     func upstreamReceived(head: HTTPResponseHead) {
-        guard case .exchanging(let exchange) = phase, let context else { return }
-        if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
-            return  // the gateway answered Expect: 100-continue itself
-        }
-        responseTimer?.disarm()
-        exchange.responseStatus = head.status.code
-        exchange.upstreamKeepAlive = head.isKeepAlive
-        if head.status == .switchingProtocols {
-            guard exchange.isUpgrade, ForwardingHeaders.answersWebSocketUpgrade(head.headers) else {
-                abandonUpstream(exchange)
-                let detail =
-                    exchange.isUpgrade
-                    ? "The upstream's 101 does not answer the WebSocket upgrade the client asked for."
-                    : "The upstream switched protocols without being asked to."
-                finishWithProblem(ProblemResponse(.badGateway, detail, closeConnection: true), exchange: exchange, context: context)
-                return
-            }
-            startTunnel(exchange, upstreamHead: head, context: context)
+        guard case .proxy(let exchange) = current, let context else { return upstreamEventOutOfOrder("head") }
+        switch exchange.machine.responseHead(head) {
+        case .ignore:
             return
+        case .abort:
+            upstreamEventOutOfOrder("head")
+        case .badGateway(let detail):
+            failExchange(exchange, with: ProblemResponse(.badGateway, detail, closeConnection: true), context: context)
+        case .startTunnel(let head):
+            responseTimer?.disarm()
+            startTunnel(exchange, upstreamHead: head, context: context)
+        case .forward(let head):
+            responseTimer?.disarm()
+            var headers = ForwardingHeaders.clientResponseHeaders(from: head.headers, requestID: exchange.requestID, keepUpgrade: false)
+            let keepAlive = keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
+            if let connection = connectionHeader(version: exchange.clientHead.version, keepAlive: keepAlive) {
+                headers.add(name: "Connection", value: connection)
+            }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientHead.version, status: head.status, headers: headers))), promise: nil)
         }
-        var headers = ForwardingHeaders.clientResponseHeaders(from: head.headers, requestID: exchange.requestID, keepUpgrade: false)
-        if let connection = connectionHeader(version: exchange.clientHead.version, keepAlive: keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)) {
-            headers.add(name: "Connection", value: connection)
-        }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientHead.version, status: head.status, headers: headers))), promise: nil)
     }
 
     func upstreamReceived(body: ByteBuffer) {
-        guard case .exchanging(let exchange) = phase, let context else { return }
+        guard case .proxy(let exchange) = current, let context, exchange.machine.responseBody() == .forward else {
+            return upstreamEventOutOfOrder("body")
+        }
         exchange.bytesSent += body.readableBytes
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        if !context.channel.isWritable { exchange.connection?.pauseReading() }
+        if !context.channel.isWritable { exchange.upstream?.pauseReading() }
     }
 
     func upstreamReceivedEnd(trailers: HTTPHeaders?) {
-        guard case .exchanging(let exchange) = phase, let context else { return }
-        exchange.responseComplete = true
-        exchange.upstreamEnd = .now()
-        if let upstream = exchange.connection {
-            exchange.connection = nil
-            if exchange.requestComplete && exchange.upstreamKeepAlive && !exchange.endsParsing {
-                pool.release(upstream)
-            } else {
-                upstream.close()
-            }
-        }
-        if exchange.requestComplete {
-            // Finish first: writing `.end` may deliver the next pipelined request straight away.
-            let keepAlive = keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
-            finishExchange(exchange, keepAlive: keepAlive, context: context)
-            endResponse(trailers, close: !keepAlive, context: context)
-        } else {
+        if case .tunnel(let exchange) = current, exchange.machine.responseEnd() == .switchedProtocols { return }
+        guard case .proxy(let exchange) = current, let context else { return upstreamEventOutOfOrder("end") }
+        let upstream = exchange.upstream
+        exchange.upstream = nil
+        switch exchange.machine.responseEnd() {
+        case .abort, .switchedProtocols:
+            exchange.upstream = upstream
+            upstreamEventOutOfOrder("end")
+        case .complete(let releaseUpstream):
+            exchange.upstreamEnd = .now()
+            if let upstream { releaseUpstream ? pool.release(upstream) : upstream.close() }
+            log(exchange, status: exchange.machine.responseStatus ?? 0)
+            endResponse(trailers, keepAlive: keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing), context: context)
+        case .completeEarly:
             // The upstream answered before the request body was done: the rest of the body has nowhere to go.
-            log(exchange, status: exchange.responseStatus ?? 0)
-            phase = .answered(closeAfterRequest: true)
-            endResponse(trailers, close: true, context: context)
+            exchange.upstreamEnd = .now()
+            upstream?.close()
+            log(exchange, status: exchange.machine.responseStatus ?? 0)
+            endResponse(trailers, keepAlive: false, closeNow: true, context: context)
         }
     }
 
@@ -709,30 +701,26 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func upstreamConnectionLost(error: Error?) {
-        guard case .exchanging(let exchange) = phase, let context else { return }
-        let upstream = exchange.connection
-        exchange.connection = nil
+        guard case .proxy(let exchange) = current, let context else { return }
         responseTimer?.disarm()
-        if exchange.responseStatus == nil {
-            // A kept-alive connection the upstream closed just as we reused it: safe to try once more on a fresh
-            // connection, if the request is idempotent and none of its body has left yet.
-            if upstream?.isReused == true, !exchange.retried, exchange.isIdempotent, !exchange.sentBody {
-                exchange.retried = true
-                exchange.resetForRetry()
-                connectUpstream(exchange, forceNew: true)
-                return
-            }
+        exchange.upstream = nil
+        switch exchange.machine.connectionLost() {
+        case .none:
+            return
+        case .retryOnFreshConnection:
+            connectUpstream(exchange, forceNew: true)
+        case .badGateway(let closeClient):
             let reason = error.map { " (\(UpstreamFailure.describe($0)))" } ?? ""
-            finishWithProblem(
-                ProblemResponse(
+            failExchange(
+                exchange,
+                with: ProblemResponse(
                     .badGateway, "The upstream \(exchange.route.upstream.origin) closed the connection before responding\(reason).",
-                    closeConnection: !exchange.requestComplete),
-                exchange: exchange, context: context)
-        } else {
+                    closeConnection: closeClient),
+                context: context)
+        case .closeClient:
             // Mid-response: the client must see the connection end, not a truncated body presented as complete.
-            log(exchange, status: exchange.responseStatus ?? 502)
-            phase = .closed
-            context.close(promise: nil)
+            log(exchange, status: exchange.machine.responseStatus ?? 502)
+            closeClient(context: context)
         }
     }
 
@@ -742,46 +730,16 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     // MARK: Responses
 
-    /// Ends an exchange with a gateway-made answer (502, 504, 413).
-    private func finishWithProblem(_ problem: ProblemResponse, exchange: ProxyExchange, context: ChannelHandlerContext) {
-        var problem = problem
-        if !exchange.requestComplete { problem.closeConnection = true }
-        exchange.responseStatus = problem.status.code
+    /// Ends an exchange with a gateway-made answer (502, 504, 408, 413) once its machine agreed to answer: closes the
+    /// upstream connection, and the client's too when the request was not read to its end.
+    private func failExchange(_ exchange: ProxyExchange, with problem: ProblemResponse, closeNow: Bool = false, context: ChannelHandlerContext) {
+        closeUpstream(of: exchange)
         log(exchange, status: problem.status.code)
-        let close = problem.closeConnection || !keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
-        if !exchange.requestComplete {
-            phase = .answered(closeAfterRequest: true)
-        } else if close {
-            phase = .closed
-        } else {
-            becomeIdle(context: context)
-        }
+        let close = problem.closeConnection || !exchange.machine.requestComplete
+        let keepAlive = !close && keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
         send(
             problem, version: exchange.clientHead.version, requestID: exchange.requestID, isHead: exchange.clientHead.method == .HEAD,
-            keepAlive: !close, context: context)
-        if exchange.requestComplete && close { context.close(promise: nil) }
-    }
-
-    /// Moves past a completed exchange; the caller writes the response end and closes when keep-alive is off.
-    private func finishExchange(_ exchange: ProxyExchange, keepAlive: Bool, context: ChannelHandlerContext) {
-        log(exchange, status: exchange.responseStatus ?? 0)
-        if keepAlive {
-            becomeIdle(context: context)
-        } else {
-            phase = .closed
-        }
-    }
-
-    /// Readies the connection for its next request. Callers may still be writing the end of the response, so a
-    /// pipelined request waiting in the queue is taken on the next turn of the loop, after that.
-    private func becomeIdle(context: ChannelHandlerContext) {
-        phase = .idle
-        timeouts?.responseCompleted()
-        if pipelined.isEmpty {
-            resumeClientReads()
-        } else {
-            context.eventLoop.assumeIsolated().execute { [self] in takePipelinedRequests() }
-        }
+            keepAlive: keepAlive, closeNow: closeNow, context: context)
     }
 
     /// The `Connection` header a response needs: `close` when the connection ends after it, `keep-alive` when an
@@ -792,10 +750,11 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         return version == .http1_0 ? "keep-alive" : nil
     }
 
-    /// Writes a gateway-made answer; with `thenClose`, closes the connection once it is written.
+    /// Writes a gateway-made answer and ends the response (``endResponse``); `closeNow` closes once it is written
+    /// without reading the rest of the request.
     private func send(
-        _ problem: ProblemResponse, version: HTTPVersion, requestID: String, isHead: Bool, keepAlive: Bool, context: ChannelHandlerContext,
-        thenClose: Bool = false
+        _ problem: ProblemResponse, version: HTTPVersion, requestID: String, isHead: Bool, keepAlive: Bool, closeNow: Bool = false,
+        context: ChannelHandlerContext
     ) {
         let body = problem.body
         var headers = HTTPHeaders()
@@ -809,15 +768,16 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         if !isHead {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
-        endResponse(nil, close: thenClose, context: context)
+        endResponse(nil, keepAlive: keepAlive, closeNow: closeNow, context: context)
     }
 
     // MARK: WebSocket tunnel
 
     private func startTunnel(_ exchange: ProxyExchange, upstreamHead: HTTPResponseHead, context: ChannelHandlerContext) {
-        guard let upstream = exchange.connection else { return }
-        exchange.connection = nil
-        phase = .tunnelling
+        guard let upstream = exchange.upstream else { return closeClient(context: context) }
+        exchange.upstream = nil
+        current = .tunnel(exchange)
+        clientConnection.close()
         log(exchange, status: 101)
         let headers = ForwardingHeaders.clientResponseHeaders(from: upstreamHead.headers, requestID: exchange.requestID, keepUpgrade: true)
         let clientChannel = context.channel
@@ -866,5 +826,4 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 tenant: tenant, route: route, method: method, path: path, status: status, upstreamNanoseconds: upstream,
                 totalNanoseconds: total, requestID: requestID, traceparent: trace.traceparent, bytesSent: bytes))
     }
-
 }
