@@ -127,6 +127,14 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Writing the responses the process makes itself, the one way: the gateway, its admin listener, the echo server.
+        .target(
+            name: "GatehouseHTTP",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The browser side of §7: login and signup pages (Mustache), CSRF form tokens, cookies, safe redirects.
         .target(
             name: "GatehouseBrowser",
@@ -150,6 +158,7 @@ let package = Package(
                 "GatehouseBrowser",
                 "GatehouseMetrics",
                 "GatehouseMail",
+                "GatehouseHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -165,6 +174,7 @@ let package = Package(
         .target(
             name: "GatehouseEcho",
             dependencies: [
+                "GatehouseHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -267,7 +277,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "GatehouseHTTPTests",
+            dependencies: [
+                "GatehouseHTTP", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // Runs the real `gatehouse` binary: exit codes, signals, streaming memory.

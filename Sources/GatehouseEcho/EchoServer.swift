@@ -1,4 +1,5 @@
 import Crypto
+import GatehouseHTTP
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -68,15 +69,9 @@ final class EchoHandler: ChannelInboundHandler {
             "headers":{\(headersJSON)},"body_length":\(bodyLength),"body_sha256":\(quote(digest))}
 
             """
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-        let keepAlive = head.isKeepAlive
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            if !keepAlive { context.close(promise: nil) }
-        }
+        let response = CompleteResponse(
+            status: .ok, headers: ["Content-Type": "application/json"], body: context.channel.allocator.buffer(string: body))
+        ResponseWriter.write(response, answering: head, context: context)
     }
 
     private func quote(_ text: String) -> String {

@@ -28,8 +28,16 @@ public final class UpstreamConnectionPool {
         case connecting(EventLoopFuture<UpstreamConnection>)
     }
 
+    /// Opens a channel to `host`:`port` on the pool's loop and runs `initialize` on it (which adds the HTTP codec
+    /// and the connection's handler) before it is used. The default connects a TCP socket; tests make channels of
+    /// their own.
+    public typealias Connector = (
+        _ host: String, _ port: Int, _ eventLoop: EventLoop, _ initialize: @escaping @Sendable (Channel) throws -> Void
+    ) -> EventLoopFuture<Channel>
+
     public let eventLoop: EventLoop
     private let configuration: Configuration
+    private let connector: Connector
     /// Idle connections per upstream, most recently released last. A class, so a lease or a release looks the
     /// stack up and changes it in place: a dictionary `modify` access allocates its coroutine frame each time.
     private final class IdleStack {
@@ -42,9 +50,35 @@ public final class UpstreamConnectionPool {
     /// every request.
     private var sweeper: Scheduled<Void>?
 
-    public init(eventLoop: EventLoop, configuration: Configuration) {
+    public init(eventLoop: EventLoop, configuration: Configuration, connector: Connector? = nil) {
         self.eventLoop = eventLoop
         self.configuration = configuration
+        self.connector = connector ?? Self.tcpConnector(configuration)
+    }
+
+    private static func tcpConnector(_ configuration: Configuration) -> Connector {
+        { host, port, eventLoop, initialize in
+            ClientBootstrap(group: eventLoop)
+                .connectTimeout(configuration.connectTimeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try initialize(channel) }
+                }
+                .connect(host: host, port: port)
+        }
+    }
+
+    /// The handlers of an upstream channel: the request encoder, the response decoder and the connection's handler.
+    static func initialize(_ channel: Channel) throws {
+        let sync = channel.pipeline.syncOperations
+        // The gateway frames upstream requests itself (Content-Length as the client sent it, or chunked when the
+        // client's body was), so the encoder need not search the headers to fix framing up.
+        var encoderConfiguration = HTTPRequestEncoder.Configuration()
+        encoderConfiguration.automaticallySetFramingHeaders = false
+        try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration), name: UpstreamConnectionHandler.encoderName)
+        try sync.addHandler(
+            ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)), name: UpstreamConnectionHandler.decoderName)
+        try sync.addHandler(UpstreamConnectionHandler())
     }
 
     /// A connection to `upstream`: the most recently used idle one, else a new one.
@@ -134,25 +168,8 @@ public final class UpstreamConnectionPool {
     }
 
     private func connect(_ key: UpstreamKey) -> EventLoopFuture<UpstreamConnection> {
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(configuration.connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    // The gateway frames upstream requests itself (Content-Length as the client sent it, or chunked
-                    // when the client's body was), so the encoder need not search the headers to fix framing up.
-                    var encoderConfiguration = HTTPRequestEncoder.Configuration()
-                    encoderConfiguration.automaticallySetFramingHeaders = false
-                    try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration), name: UpstreamConnectionHandler.encoderName)
-                    try sync.addHandler(
-                        ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)),
-                        name: UpstreamConnectionHandler.decoderName)
-                    try sync.addHandler(UpstreamConnectionHandler())
-                }
-            }
-        // The bootstrap runs on this pool's loop, so the callback may touch the pool directly.
-        return bootstrap.connect(host: key.host, port: key.port).assumeIsolated().flatMapThrowing { channel in
+        // The connection is made on this pool's loop, so the callback may touch the pool directly.
+        return connector(key.host, key.port, eventLoop, Self.initialize).assumeIsolated().flatMapThrowing { channel in
             let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
             let connection = UpstreamConnection(channel: channel, handler: handler, key: key)
             handler.onClose = { [weak self, weak connection] in

@@ -1,3 +1,4 @@
+import GatehouseHTTP
 import GatehouseIdentity
 import GatehouseMetrics
 import NIOCore
@@ -105,15 +106,7 @@ final class AdminHandler: ChannelInboundHandler {
     }
 
     private func write(head: HTTPRequestHead, status: HTTPResponseStatus, contentType: String, body: ByteBuffer, context: ChannelHandlerContext) {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: contentType)
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "Cache-Control", value: "no-store")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-        if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        let keepAlive = head.isKeepAlive
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            if !keepAlive { context.close(promise: nil) }
-        }
+        let response = CompleteResponse(status: status, headers: ["Content-Type": contentType, "Cache-Control": "no-store"], body: body)
+        ResponseWriter.write(response, answering: head, context: context)
     }
 }

@@ -175,9 +175,14 @@ struct ClientConnectionStateMachine {
     // MARK: Responses
 
     /// Whether the connection stays open after the response to a request that asked for `requested` keep-alive:
-    /// not when it is to close once idle and nothing pipelined waits.
+    /// not when it is to close once idle and no later request waits. (The current request's own remaining parts may
+    /// be queued too, after a session lookup: they do not keep the connection open.)
     func keepsAlive(requested: Bool) -> Bool {
-        requested && !(closesWhenIdle && queue.isEmpty) && state != .closed
+        requested && !(closesWhenIdle && !queueHoldsLaterRequest) && state != .closed
+    }
+
+    private var queueHoldsLaterRequest: Bool {
+        queue.contains { if case .head = $0 { true } else { false } }
     }
 
     enum ResponseEndAction: Equatable {

@@ -1,5 +1,6 @@
 import GatehouseBrowser
 import GatehouseConfiguration
+import GatehouseHTTP
 import GatehouseIdentity
 import GatehouseMetrics
 import GatehouseProxy
@@ -512,17 +513,12 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         if !headers.contains(name: "cache-control") { headers.add(name: "Cache-Control", value: "no-store") }
         headers.add(name: "X-Request-Id", value: call.requestID)
-        let body = context.channel.allocator.buffer(string: response.body)
-        if response.status != .noContent { headers.add(name: "Content-Length", value: String(body.readableBytes)) }
+        let answer = CompleteResponse(status: response.status, headers: headers, body: context.channel.allocator.buffer(string: response.body))
         let keepAlive = keepsAlive(call.head, endsParsing: call.endsParsing)
-        if let connection = connectionHeader(version: call.head.version, keepAlive: keepAlive) {
-            headers.add(name: "Connection", value: connection)
-        }
         logEntry(
             metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: response.status.code,
-            upstream: nil, start: call.start, requestID: call.requestID, trace: call.trace, bytes: body.readableBytes)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: call.head.version, status: response.status, headers: headers))), promise: nil)
-        if call.head.method != .HEAD && body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+            upstream: nil, start: call.start, requestID: call.requestID, trace: call.trace, bytes: answer.body.readableBytes)
+        ResponseWriter.writeHeadAndBody(answer, version: call.head.version, isHead: call.head.method == .HEAD, keepAlive: keepAlive, context: context)
         endResponse(nil, keepAlive: keepAlive, context: context)
     }
 
@@ -656,8 +652,11 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .forward(let head):
             responseTimer?.disarm()
             var headers = ForwardingHeaders.clientResponseHeaders(from: head.headers, requestID: exchange.requestID, keepUpgrade: false)
-            let keepAlive = keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
-            if let connection = connectionHeader(version: exchange.clientHead.version, keepAlive: keepAlive) {
+            // An answer that starts before the request's body is in closes the connection after it: whether the rest
+            // of the body will still arrive (and could be skipped) is not known yet, and the header must not promise.
+            let keepAlive = exchange.machine.requestComplete && keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
+            exchange.keepsClientAlive = keepAlive
+            if let connection = ResponseWriter.connectionHeader(version: exchange.clientHead.version, keepAlive: keepAlive) {
                 headers.add(name: "Connection", value: connection)
             }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientHead.version, status: head.status, headers: headers))), promise: nil)
@@ -686,7 +685,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             exchange.upstreamEnd = .now()
             if let upstream { releaseUpstream ? pool.release(upstream) : upstream.close() }
             log(exchange, status: exchange.machine.responseStatus ?? 0)
-            endResponse(trailers, keepAlive: keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing), context: context)
+            let keepAlive = exchange.keepsClientAlive && keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
+            endResponse(trailers, keepAlive: keepAlive, context: context)
         case .completeEarly:
             // The upstream answered before the request body was done: the rest of the body has nowhere to go.
             exchange.upstreamEnd = .now()
@@ -742,32 +742,19 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             keepAlive: keepAlive, closeNow: closeNow, context: context)
     }
 
-    /// The `Connection` header a response needs: `close` when the connection ends after it, `keep-alive` when an
-    /// HTTP/1.0 client's connection stays open (1.0 closes by default), none otherwise.
-    private func connectionHeader(version: HTTPVersion, keepAlive: Bool) -> String? {
-        guard !isHTTP2 else { return nil }
-        guard keepAlive else { return "close" }
-        return version == .http1_0 ? "keep-alive" : nil
-    }
-
     /// Writes a gateway-made answer and ends the response (``endResponse``); `closeNow` closes once it is written
     /// without reading the rest of the request.
     private func send(
         _ problem: ProblemResponse, version: HTTPVersion, requestID: String, isHead: Bool, keepAlive: Bool, closeNow: Bool = false,
         context: ChannelHandlerContext
     ) {
-        let body = problem.body
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/problem+json")
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
         headers.add(name: "Cache-Control", value: "no-store")
         headers.add(name: "X-Request-Id", value: requestID)
         for (name, value) in problem.headers { headers.add(name: name, value: value) }
-        if let connection = connectionHeader(version: version, keepAlive: keepAlive) { headers.add(name: "Connection", value: connection) }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: problem.status, headers: headers))), promise: nil)
-        if !isHead {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-        }
+        let response = CompleteResponse(status: problem.status, headers: headers, body: context.channel.allocator.buffer(string: problem.body))
+        ResponseWriter.writeHeadAndBody(response, version: version, isHead: isHead, keepAlive: keepAlive, context: context)
         endResponse(nil, keepAlive: keepAlive, closeNow: closeNow, context: context)
     }
 

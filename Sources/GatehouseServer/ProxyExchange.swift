@@ -18,6 +18,8 @@ final class ProxyExchange {
     var machine: ProxyExchangeStateMachine
     /// The connection the machine says is attached; nil while connecting and once detached.
     var upstream: UpstreamConnection?
+    /// What the response head told the client about keep-alive.
+    var keepsClientAlive = true
     var logged = false
     var upstreamStart: NIODeadline?
     var upstreamEnd: NIODeadline?

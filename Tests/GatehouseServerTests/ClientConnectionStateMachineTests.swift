@@ -140,6 +140,19 @@ import Testing
         #expect(machine.responseEnded(keepAlive: machine.keepsAlive(requested: true)) == .closeAfterWrite)
     }
 
+    @Test func theRequestsOwnQueuedPartsDoNotKeepAQuiescingConnectionOpen() {
+        var machine = Machine()
+        _ = machine.received(.head(Self.head))
+        machine.holdRequestParts()
+        _ = machine.received(.end(nil))
+        #expect(machine.quiesce() == .finishInFlight)
+        #expect(machine.resumeRequestParts() == .resume)
+        // The answer is decided before the request's queued end is taken: it must say Connection: close.
+        #expect(!machine.keepsAlive(requested: true))
+        _ = machine.received(.head(Self.head))
+        #expect(machine.keepsAlive(requested: true), "a later request waits")
+    }
+
     @Test func closeDuringSessionLookupLeavesNothingToResume() {
         var machine = Machine()
         _ = machine.received(.head(Self.head))
