@@ -16,6 +16,8 @@ command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)   # ...dr
 /usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1 || packages+=(python3-prometheus-client)
 # A real SMTP server for the mail tests (aiosmtpd, run with Debian's python3).
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || packages+=(python3-aiosmtpd)
+# An HTTP/2 implementation that is not the gateway's (hyper-h2), for the hostile-client tests (scripts/h2-probe.py).
+/usr/bin/python3 -c 'import h2' >/dev/null 2>&1 || packages+=(python3-h2)
 if ((${#packages[@]})); then
     if [ "$(id -u)" != 0 ]; then
         echo "missing: ${packages[*]} (run as root, or: sudo apt-get install ${packages[*]})" >&2

@@ -11,7 +11,7 @@
 # stall fails the run. Prints the totals.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-timed='ReplicaTests|StoreMigrateTests|RevocationLatencyTests|PostgresStoreTests|disablingAUserFromAnotherProcessRevokesTheirTokens|randomPathsHostsAndMethodsAddNoSeries|aHundredParallelScrapesDuringReloadsAllParse|forgotTakesTheSameTimeForAnAccountAndForNobody'
+timed='ReplicaTests|StoreMigrateTests|RevocationLatencyTests|PostgresStoreTests|disablingAUserFromAnotherProcessRevokesTheirTokens|randomPathsHostsAndMethodsAddNoSeries|aHundredParallelScrapesDuringReloadsAllParse|forgotTakesTheSameTimeForAnAccountAndForNobody|HTTP2AbuseTests|sigtermWith200HTTP2StreamsInFlight'
 stores='GatehouseStoreConformanceTests'
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

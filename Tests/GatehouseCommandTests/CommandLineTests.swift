@@ -78,6 +78,27 @@ import Glibc
         #expect(throws: RawConnection.Closed.self, "no longer accepting") { _ = try RawConnection(port: gateway.port) }
     }
 
+    @Test func sigtermWith200HTTP2StreamsInFlightFinishesThemAndExits0() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-drain-h2-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (certificate, key) = try makeSelfSignedCertificate(for: "acme.test", in: folder)
+        let slow = try await ScriptedUpstream.start(.delayed(.milliseconds(800)))
+        defer { slow.channel.close(promise: nil) }
+        let gateway = try GatehouseProcess(
+            gateway: "tls:\n  certificate: \(certificate)\n  private_key: \(key)\n",
+            tenants: ["acme": "hosts: [acme.test]\nroutes:\n  - {path: /, upstream: \"http://127.0.0.1:\(slow.port)\", require: public}\n"])
+        defer { gateway.stop() }
+        try gateway.start()
+        // Two connections of 100 streams each (the concurrency limit); SIGTERM once they are all open.
+        let report = try await HTTP2ProbeReport.run(
+            port: gateway.port, ["--connections", "2", "--streams", "100", "--path", "/slow", "--sigterm", String(gateway.pid), "--sigterm-delay", "0.3"])
+        #expect(report.statuses == ["200": 200], "every stream in flight finishes: \(report)")
+        #expect(report.unanswered == 0 && report.reset_by_server.isEmpty, "\(report)")
+        #expect(report.goaway.allSatisfy { $0.error == "NO_ERROR" }, "the drain says GOAWAY without an error: \(report)")
+        #expect(gateway.waitForExit(timeout: 10) == 0)
+    }
+
     @Test func sighupReloadsTenants() async throws {
         let echo = try await EchoServer.bind(host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton)
         defer { echo.close(promise: nil) }

@@ -58,7 +58,7 @@ final class GatehouseProcess {
         process.arguments = ["serve", "--config", configPath]
         process.standardError = errorPipe
         if let standardOutputPath {
-            FileManager.default.createFile(atPath: standardOutputPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: standardOutputPath, contents: nil)
             process.standardOutput = FileHandle(forWritingAtPath: standardOutputPath)
         } else {
             process.standardOutput = FileHandle.nullDevice

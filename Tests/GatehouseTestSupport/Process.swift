@@ -48,3 +48,54 @@ public func run(_ executable: String, _ arguments: [String], input: String? = ni
         status: exitStatus, output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "",
         error: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
 }
+
+/// ``run(_:_:input:environment:)`` on a thread of its own, so an async test waiting for a long-running program (an
+/// HTTP/2 client, say) does not hold one of the few cooperative threads the in-process gateway's tasks need.
+public func runOnOwnThread(_ executable: String, _ arguments: [String], input: String? = nil) async throws -> ProcessResult {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            continuation.resume(with: Result { try run(executable, arguments, input: input) })
+        }.start()
+    }
+}
+
+/// The repository's root folder (for its scripts).
+public let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// A self-signed ECDSA P-256 certificate for `name`, made with openssl in `folder`: its certificate and key paths.
+public func makeSelfSignedCertificate(for name: String, in folder: URL) throws -> (certificate: String, key: String) {
+    let certificate = folder.appendingPathComponent("cert.pem").path
+    let key = folder.appendingPathComponent("key.pem").path
+    let result = try run(
+        "/usr/bin/openssl",
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", certificate,
+         "-days", "1", "-subj", "/CN=\(name)", "-addext", "subjectAltName=DNS:\(name)"])
+    guard result.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "openssl: \(result.error)"]) }
+    return (certificate, key)
+}
+
+/// What `scripts/h2-probe.py` (a hostile HTTP/2 client on hyper-h2) reports about its streams.
+public struct HTTP2ProbeReport: Decodable {
+    public struct GoAway: Decodable {
+        public var error: String
+        public var last_stream_id: Int
+    }
+
+    public var statuses: [String: Int]
+    public var reset_by_client: Int
+    public var reset_by_server: [String: Int]
+    public var goaway: [GoAway]
+    public var unanswered: Int
+    public var never_opened: Int
+    public var ended: Int
+
+    /// Runs the probe with `arguments` against `port` and decodes its report.
+    public static func run(port: Int, _ arguments: [String]) async throws -> HTTP2ProbeReport {
+        let script = repositoryRoot.appendingPathComponent("scripts/h2-probe.py").path
+        let result = try await runOnOwnThread("/usr/bin/python3", [script, "--port", String(port)] + arguments)
+        guard result.status == 0, let line = result.output.split(separator: "\n").last else {
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "h2-probe failed (\(result.status)): \(result.error)"])
+        }
+        return try JSONDecoder().decode(HTTP2ProbeReport.self, from: Data(line.utf8))
+    }
+}
