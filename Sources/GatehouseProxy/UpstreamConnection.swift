@@ -92,11 +92,16 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     var readsPaused = false
     private var readPending = false
     private var context: ChannelHandlerContext?
-    /// Called once when the channel goes away, so the pool forgets it.
+    /// Called once when the channel goes away, so the pool forgets it. It holds the pool and the connection strongly;
+    /// it is let go once called, or when the handler leaves the pipeline (a tunnel).
     var onClose: (() -> Void)?
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        onClose = nil
+    }
 
     func write(_ part: HTTPClientRequestPart, promise: EventLoopPromise<Void>?) {
         guard let context else {

@@ -123,8 +123,10 @@ public final class UpstreamConnectionPool {
     private func startSweeperIfNeeded() {
         guard sweeper == nil, !isClosed else { return }
         let period = TimeAmount.nanoseconds(max(configuration.idleTimeout.nanoseconds / 4, TimeAmount.milliseconds(10).nanoseconds))
-        sweeper = eventLoop.assumeIsolated().scheduleTask(in: period) { [weak self] in
-            guard let self else { return }
+        // Strong captures of the pool and its connections throughout: a weak reference gives an object a side table,
+        // and every retain and release of it takes the runtime's slow path. The cycles end when the task runs, when
+        // the pool closes, or when the connection closes (``UpstreamConnectionHandler/onClose``).
+        sweeper = eventLoop.assumeIsolated().scheduleTask(in: period) { [self] in
             self.sweeper = nil
             self.evictExpired(now: .now())
             if !self.idle.isEmpty { self.startSweeperIfNeeded() }
@@ -172,8 +174,8 @@ public final class UpstreamConnectionPool {
         return connector(key.host, key.port, eventLoop, Self.initialize).assumeIsolated().flatMapThrowing { channel in
             let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
             let connection = UpstreamConnection(channel: channel, handler: handler, key: key)
-            handler.onClose = { [weak self, weak connection] in
-                guard let self, let connection, connection.idleSince != nil else { return }
+            handler.onClose = { [self] in
+                guard connection.idleSince != nil else { return }
                 self.remove(connection)
             }
             return connection

@@ -40,7 +40,8 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler, RemovableChannelHan
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        timer = DeadlineTimer(eventLoop: context.eventLoop) { [weak self] in self?.expire() }
+        // A strong capture: `handlerRemoved` cancels the timer, which lets it go (see DeadlineTimer).
+        timer = DeadlineTimer(eventLoop: context.eventLoop) { [self] in expire() }
         if context.channel.isActive { timer?.arm(in: headTimeout) }
     }
 

@@ -3,12 +3,16 @@ import NIOCore
 /// One deadline per connection, checked by at most one pending timer. Moving the deadline later (every request
 /// on a keep-alive connection does) costs no schedule and no cancel: when the pending timer fires early it
 /// re-arms itself for the current deadline. Loop-bound: use it only on its event loop.
+///
+/// The owner's callback is held strongly and let go by ``cancel()``, which the owner calls when its channel goes
+/// away: a weak reference would give the owner a side table, and every retain and release of it (a channel
+/// handler's, many per request) would take the runtime's slow path.
 final class DeadlineTimer {
     private let eventLoop: EventLoop
     private var deadline: NIODeadline?
     private var pending: Scheduled<Void>?
-    /// Called on the loop once the deadline has passed; the timer is then disarmed.
-    private let onExpiry: () -> Void
+    /// Called on the loop once the deadline has passed; the timer is then disarmed. Nil once cancelled.
+    private var onExpiry: (() -> Void)?
 
     init(eventLoop: EventLoop, onExpiry: @escaping () -> Void) {
         self.eventLoop = eventLoop
@@ -28,16 +32,18 @@ final class DeadlineTimer {
         deadline = nil
     }
 
-    /// Forgets the deadline and cancels the pending timer (the connection is gone).
+    /// Forgets the deadline, cancels the pending timer and lets the callback go (the connection is gone); the timer
+    /// never fires again.
     func cancel() {
         deadline = nil
         pending?.cancel()
         pending = nil
+        onExpiry = nil
     }
 
     private func schedule(at when: NIODeadline) {
-        pending = eventLoop.assumeIsolated().scheduleTask(deadline: when) { [weak self] in
-            guard let self else { return }
+        guard onExpiry != nil else { return }
+        pending = eventLoop.assumeIsolated().scheduleTask(deadline: when) { [self] in
             self.pending = nil
             guard let deadline = self.deadline else { return }
             guard NIODeadline.now() >= deadline else {
@@ -45,7 +51,7 @@ final class DeadlineTimer {
                 return
             }
             self.deadline = nil
-            self.onExpiry()
+            self.onExpiry?()
         }
     }
 }

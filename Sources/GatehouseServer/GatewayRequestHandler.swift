@@ -62,8 +62,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        responseTimer = DeadlineTimer(eventLoop: context.eventLoop) { [weak self] in self?.responseTimedOut() }
-        bodyTimer = DeadlineTimer(eventLoop: context.eventLoop) { [weak self] in self?.bodyTimedOut() }
+        // Strong captures: `handlerRemoved` cancels the timers, which lets them go (see DeadlineTimer).
+        responseTimer = DeadlineTimer(eventLoop: context.eventLoop) { [self] in responseTimedOut() }
+        bodyTimer = DeadlineTimer(eventLoop: context.eventLoop) { [self] in bodyTimedOut() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
