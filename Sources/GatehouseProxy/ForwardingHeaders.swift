@@ -72,8 +72,8 @@ public enum ForwardingHeaders {
         _ incoming: HTTPHeaders, facts: RequestHeaderFacts, policy: RequestPolicy, connection: ClientConnectionInfo, keepTraceState: Bool = false
     ) -> FilteredRequestHeaders {
         var result = FilteredRequestHeaders()
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(incoming.count + 4 + policy.reservedHeaderNames.count)
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(incoming.count + 8 + policy.reservedHeaderNames.count)
         for (name, value) in incoming {
             let known = KnownHeader(name: name)
             if let known {
@@ -98,7 +98,7 @@ public enum ForwardingHeaders {
                     if !policy.forwardAuthorization { continue }
                 case .cookie:
                     if facts.connectionValues.lists(name) { continue }
-                    if let kept = removingSessionCookie(value) { headers.add(name: name, value: kept) }
+                    if let kept = removingSessionCookie(value) { fields.append((name, kept)) }
                     continue
                 default:
                     break
@@ -110,9 +110,9 @@ public enum ForwardingHeaders {
             // framing headers, which are dropped or rewritten above anyway).
             if policy.reservedHeaderNames.contains(where: { name.equalsIgnoringASCIICase($0) }) { continue }
             if facts.connectionValues.lists(name) { continue }
-            headers.add(name: name, value: value)
+            fields.append((name, value))
         }
-        result.headers = headers
+        result.fields = fields
         return result
     }
 
@@ -152,10 +152,14 @@ public enum ForwardingHeaders {
     }
 
     /// Drops hop-by-hop headers from an upstream response and adds `X-Request-Id`.
+    ///
+    /// The kept fields are gathered in an array and become `HTTPHeaders` once: `HTTPHeaders.add` checks every name
+    /// for ASCII and for `Connection`, and these names came from the upstream's decoder, which took only token
+    /// characters. `ForwardingHeadersEquivalenceTests` checks the result against adding them one by one.
     public static func clientResponseHeaders(from incoming: HTTPHeaders, requestID: String, keepUpgrade: Bool) -> HTTPHeaders {
         let connectionValues = connectionValues(incoming)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(incoming.count + 1)
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(incoming.count + 3)
         var upgrade: String?
         for (name, value) in incoming {
             let known = KnownHeader(name: name)
@@ -164,14 +168,14 @@ public enum ForwardingHeaders {
             if known?.isHopByHop == true || known == .xRequestID { continue }
             if connectionValues.lists(name) { continue }
             if known == .setCookie, setsGatewayCookie(value) { continue }
-            headers.add(name: name, value: value)
+            headers.append((name, value))
         }
         if keepUpgrade, let upgrade {
-            headers.add(name: "Connection", value: "upgrade")
-            headers.add(name: "Upgrade", value: upgrade)
+            headers.append(("Connection", "upgrade"))
+            headers.append(("Upgrade", upgrade))
         }
-        headers.add(name: "X-Request-Id", value: requestID)
-        return headers
+        headers.append(("X-Request-Id", requestID))
+        return HTTPHeaders(headers)
     }
 
     /// Whether an upstream's 101 answers the WebSocket handshake the gateway forwarded (§6.7): `Upgrade: websocket`
@@ -230,7 +234,12 @@ public enum ForwardingHeaders {
 
 /// What the header filter lets through, and what a trusted proxy said about the client (nil from anyone else).
 public struct FilteredRequestHeaders: Sendable {
-    public var headers = HTTPHeaders()
+    /// The client's fields that pass, in order; ``UpstreamRequestPlan`` adds the gateway's and makes `HTTPHeaders`
+    /// of them once (the names came from the client's decoder, which took only token characters).
+    public var fields: [(String, String)] = []
+
+    /// The fields as `HTTPHeaders`.
+    public var headers: HTTPHeaders { HTTPHeaders(fields) }
     /// Every `X-Forwarded-For` value, joined with `, `.
     public var forwardedFor: String?
     public var forwardedProto: String?

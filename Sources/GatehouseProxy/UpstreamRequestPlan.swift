@@ -38,29 +38,29 @@ public struct UpstreamRequestPlan: Sendable {
     ) -> HTTPRequestHead {
         let filtered = ForwardingHeaders.clientEndToEndHeaders(
             incoming, facts: facts, policy: policy, connection: connection, keepTraceState: trace?.isFromClient ?? false)
-        var headers = filtered.headers
+        var headers = filtered.fields
         // Everything below is the gateway's; the filter above dropped whatever the client sent under these names.
-        if let host = facts.host { headers.add(name: "Host", value: host) }
-        headers.add(
-            name: "X-Forwarded-For", value: filtered.forwardedFor.map { $0 + ", " + connection.peerAddress } ?? connection.peerAddress)
-        headers.add(name: "X-Forwarded-Proto", value: filtered.forwardedProto ?? connection.scheme)
-        if let forwardedHost = filtered.forwardedHost ?? facts.host { headers.add(name: "X-Forwarded-Host", value: forwardedHost) }
-        headers.add(name: "X-Request-Id", value: requestID)
-        if let trace { headers.add(name: "traceparent", value: trace.traceparent) }
-        for (name, value) in identityHeaders { headers.add(name: name, value: value) }
+        // The names are literals, and the tenant's identity header names were checked when its file was read.
+        if let host = facts.host { headers.append(("Host", host)) }
+        headers.append(("X-Forwarded-For", filtered.forwardedFor.map { $0 + ", " + connection.peerAddress } ?? connection.peerAddress))
+        headers.append(("X-Forwarded-Proto", filtered.forwardedProto ?? connection.scheme))
+        if let forwardedHost = filtered.forwardedHost ?? facts.host { headers.append(("X-Forwarded-Host", forwardedHost)) }
+        headers.append(("X-Request-Id", requestID))
+        if let trace { headers.append(("traceparent", trace.traceparent)) }
+        headers.append(contentsOf: identityHeaders)
         if isWebSocketUpgrade {
-            headers.add(name: "Connection", value: "upgrade")
-            headers.add(name: "Upgrade", value: "websocket")
+            headers.append(("Connection", "upgrade"))
+            headers.append(("Upgrade", "websocket"))
         }
         switch framing {
         case .none:
             break
         case .contentLength(let length):
-            headers.add(name: "Content-Length", value: String(length))
+            headers.append(("Content-Length", String(length)))
         case .chunked:
-            headers.add(name: "Transfer-Encoding", value: "chunked")
+            headers.append(("Transfer-Encoding", "chunked"))
         }
-        return HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)
+        return HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))
     }
 
     /// The framing of an HTTP/2 request that came without `Content-Length` (the stream delimits its body), decided

@@ -1,0 +1,87 @@
+import Foundation
+import NIOHTTP1
+import Testing
+@testable import GatehouseProxy
+
+/// The header paths build `HTTPHeaders` from an array in one go instead of `add`ing field by field (which checks
+/// each name for ASCII and for `Connection`). On generated header lists, the fast path must be the slow one: the
+/// same fields in the same order with the same keep-alive reading, and the response filter must agree with a
+/// naive filter written from §6.2 alone.
+@Suite struct ForwardingHeadersEquivalenceTests {
+    /// A seeded generator, so a failure can be replayed.
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static let names = [
+        "Content-Type", "content-type", "Connection", "connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "TE", "Trailer",
+        "Proxy-Connection", "Proxy-Authenticate", "X-Request-Id", "x-request-id", "Set-Cookie", "set-cookie", "Cache-Control", "X-Custom",
+        "X-Hop", "x-hop", "ETag", "Vary", "HTTP2-Settings", "Location",
+    ]
+    static let values = [
+        "close", "keep-alive", "Keep-Alive, X-Hop", "x-hop", "upgrade", "text/plain", "a=1", "gatehouse_session=x; Path=/",
+        " Gatehouse_Session =y", "gatehouse_csrf=z", "theirs=1; HttpOnly", "chunked", "", "no-store", "w/\"1\"", "X-Custom , close",
+    ]
+
+    static func generated(_ count: Int, seed: UInt64) -> [[(String, String)]] {
+        var random = SplitMix(state: seed)
+        return (0..<count).map { _ in
+            (0..<Int.random(in: 0...12, using: &random)).map { _ in
+                (names.randomElement(using: &random)!, values.randomElement(using: &random)!)
+            }
+        }
+    }
+
+    static func pairs(_ headers: HTTPHeaders) -> [[String]] { headers.map { [$0.name, $0.value] } }
+
+    @Test func headersFromAnArrayEqualHeadersAddedOneByOne() {
+        for fields in Self.generated(2000, seed: 1) {
+            let fast = HTTPHeaders(fields)
+            var slow = HTTPHeaders()
+            for (name, value) in fields { slow.add(name: name, value: value) }
+            #expect(Self.pairs(fast) == Self.pairs(slow))
+            for version in [HTTPVersion.http1_0, .http1_1] {
+                #expect(
+                    HTTPRequestHead(version: version, method: .GET, uri: "/", headers: fast).isKeepAlive
+                        == HTTPRequestHead(version: version, method: .GET, uri: "/", headers: slow).isKeepAlive)
+                #expect(
+                    HTTPResponseHead(version: version, status: .ok, headers: fast).isKeepAlive
+                        == HTTPResponseHead(version: version, status: .ok, headers: slow).isKeepAlive)
+            }
+        }
+    }
+
+    /// §6.2 read plainly: hop-by-hop headers, the ones `Connection` names, the upstream's `X-Request-Id` and its
+    /// `Set-Cookie` for a gateway cookie go; everything else stays in order; the gateway's `X-Request-Id` ends it.
+    static func naiveResponseFilter(_ fields: [(String, String)], requestID: String) -> [[String]] {
+        let hopByHop: Set = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+                             "proxy-authenticate", "proxy-authorization", "http2-settings"]
+        let listed = Set(fields.filter { $0.0.lowercased() == "connection" }.flatMap { $0.1.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: [" ", "\t"]).lowercased() })
+        var kept: [[String]] = []
+        for (name, value) in fields {
+            let lower = name.lowercased()
+            if hopByHop.contains(lower) || lower == "x-request-id" || listed.contains(lower) { continue }
+            if lower == "set-cookie" {
+                let cookie = value.prefix { $0 != "=" && $0 != ";" }.trimmingCharacters(in: [" ", "\t"]).lowercased()
+                if ForwardingHeaders.gatewayCookieNames.contains(where: { $0.lowercased() == cookie }) { continue }
+            }
+            kept.append([name, value])
+        }
+        return kept + [["X-Request-Id", requestID]]
+    }
+
+    @Test func theResponseFilterAgreesWithANaiveOne() {
+        for fields in Self.generated(2000, seed: 2) {
+            let filtered = ForwardingHeaders.clientResponseHeaders(from: HTTPHeaders(fields), requestID: "rid", keepUpgrade: false)
+            #expect(Self.pairs(filtered) == Self.naiveResponseFilter(fields, requestID: "rid"), "\(fields)")
+        }
+    }
+}
