@@ -39,6 +39,12 @@ struct ClientConnectionStateMachine {
 
     var hasQueuedParts: Bool { !queue.isEmpty }
 
+    /// Whether the rest of an answered request is being read and dropped.
+    var isDiscarding: Bool {
+        if case .discarding = state { return true }
+        return false
+    }
+
     // MARK: Reading
 
     /// Whether a `read` from the pipeline goes to the socket now. It is held while parts wait in the queue, and

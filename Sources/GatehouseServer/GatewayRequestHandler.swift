@@ -91,8 +91,10 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .wait, .drop:
             break
         case .discardedRest:
+            bodyTimer?.disarm()
             timeouts?.responseCompleted()
         case .close:
+            bodyTimer?.disarm()
             closeClient(context: context)
         case .refuseBrokenRequest:
             send(
@@ -235,6 +237,10 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         case .discardRestOfRequest:
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            // The rest is read so the client can read the answer rather than lose it to a reset, but for no longer
+            // than `limits.body_timeout` in all (dropped parts do not move the deadline): a client trickling the
+            // body of a refused request must not hold the connection.
+            bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
         case .closeAfterWrite:
             context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
@@ -604,6 +610,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path,
                 status: problem.status.code, upstream: nil, start: call.start, requestID: call.requestID, trace: call.trace, bytes: 0)
             send(problem, version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, closeNow: true, context: context)
+        case .none where clientConnection.isDiscarding:
+            // The rest of an answered request did not arrive within the linger time.
+            closeClient(context: context)
         case .endpoint, .none, .sessionLookup, .tunnel:
             // A timer that fired late, for a body that has ended since.
             break

@@ -314,6 +314,29 @@ import Testing
         }
     }
 
+    @Test func theBodyOfARefusedRequestIsReadForNoLongerThanTheBodyTimeout() async throws {
+        try await Self.withGateway { gateway, recorder in
+            let port = gateway.port
+            let (status, closedAfter) = try await offThread {
+                let connection = try RawConnection(port: port, receiveTimeout: 5)
+                // /api needs a token: 401 at the head, and the 100,000-byte body is not wanted.
+                try connection.send("POST /api/x HTTP/1.1\r\nHost: acme.test\r\nContent-Length: 100000\r\n\r\n0123456789")
+                let response = try connection.readResponse()
+                let start = Date()
+                // Trickle the body: each byte would reset a per-read deadline, not the linger's.
+                // Sending fails once the gateway has closed (the first byte after the close draws a reset).
+                for _ in 0..<40 {
+                    do { try connection.send("x") } catch { break }
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+                return (response.status, Date().timeIntervalSince(start))
+            }
+            #expect(status == 401)
+            #expect(closedAfter < 1.5, "closed after the 400 ms body timeout, not when the client finished (\(closedAfter) s)")
+            #expect(recorder.view().requests.isEmpty)
+        }
+    }
+
     @Test func aStalledEndpointBodyIs408() async throws {
         try await Self.withGateway { gateway, _ in
             let response = try await Self.exchange(
