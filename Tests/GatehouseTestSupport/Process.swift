@@ -33,12 +33,16 @@ public func run(_ executable: String, _ arguments: [String], input: String? = ni
     defer { argv.forEach { free($0) } }
     let environmentStrings = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
     defer { environmentStrings?.forEach { free($0) } }
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    resetSignals(&attributes)
     var pid = pid_t()
     let spawned: Int32
     if let environmentStrings {
-        spawned = posix_spawn(&pid, executable, &actions, nil, argv, environmentStrings)
+        spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environmentStrings)
     } else {
-        spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
     }
     guard spawned == 0 else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: executable]) }
     var status: Int32 = 0

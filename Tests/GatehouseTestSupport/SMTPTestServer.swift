@@ -57,7 +57,11 @@ public final class SMTPTestServer: @unchecked Sendable {
         closeInheritedDescriptors(&actions)
         let argv = (["/usr/bin/python3"] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        guard posix_spawn(&pid, "/usr/bin/python3", &actions, nil, argv, environ) == 0 else {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        resetSignals(&attributes)
+        guard posix_spawn(&pid, "/usr/bin/python3", &actions, &attributes, argv, environ) == 0 else {
             throw Failure(description: "cannot run /usr/bin/python3 (is python3-aiosmtpd installed?)")
         }
         // Ready when the port accepts a connection: within 20 s, however loaded the machine.
@@ -182,6 +186,10 @@ public final class SMTPTestServer: @unchecked Sendable {
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *a: stop.set())
         stop.wait()
+        # Controller.stop() waits for open sessions and could outlive the test process (and its reaper) that way;
+        # give it a moment, then go regardless.
+        threading.Timer(1.0, lambda: os._exit(0)).start()
         controller.stop()
+        os._exit(0)
         """#
 }

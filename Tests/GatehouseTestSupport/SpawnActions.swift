@@ -19,3 +19,18 @@ public func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_
     let closeFrom = unsafeBitCast(symbol, to: CloseFrom.self)
     precondition(closeFrom(&actions, 3) == 0, "posix_spawn_file_actions_addclosefrom_np failed")
 }
+
+/// Starts a `posix_spawn` child with no signal blocked and SIGTERM, SIGINT, SIGHUP and SIGPIPE at their defaults.
+/// A child inherits the signal mask of the thread that spawns it, and the test process's threads (NIO's, the
+/// concurrency pool's) may block signals: an aiosmtpd spawned from one could not see SIGTERM, and outlived the
+/// test run whenever the run ended before its reaper's SIGKILL.
+public func resetSignals(_ attributes: inout posix_spawnattr_t) {
+    var unblocked = sigset_t()
+    sigemptyset(&unblocked)
+    posix_spawnattr_setsigmask(&attributes, &unblocked)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+}
