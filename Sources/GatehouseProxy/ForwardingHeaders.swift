@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import NIOHTTP1
 
 /// Who is on the other end of the client connection, worked out once per connection.
@@ -265,15 +266,15 @@ public struct ConnectionHeaderValues: Sendable {
     }
 }
 
-/// Request ids for one connection: a random 64-bit prefix drawn once, then a counter, so ids stay unique
-/// and unguessable across connections without a system call per request.
+/// Request ids for one connection (or HTTP/2 stream): a random 64-bit prefix and a random start, then a counter, so
+/// ids stay unique and unguessable across connections without a system call per request.
 public struct RequestIDGenerator {
     private let prefix: UInt64
     private var counter: UInt64
 
     public init() {
-        var generator = SystemRandomNumberGenerator()
-        self.init(generator.next(), generator.next())
+        let (prefix, start) = RandomWords.shared.pair()
+        self.init(prefix, start)
     }
 
     init(_ prefix: UInt64, _ start: UInt64) {
@@ -296,5 +297,31 @@ public struct RequestIDGenerator {
             }
             return 32
         }
+    }
+}
+
+/// Random words from the system's generator, drawn 512 at a time: every HTTP/2 stream makes a request-id generator,
+/// and `SystemRandomNumberGenerator` costs a `getrandom` system call per word (strace: one per stream).
+final class RandomWords: Sendable {
+    static let shared = RandomWords()
+
+    private let words = Mutex<[UInt64]>([])
+
+    /// Two fresh random words.
+    func pair() -> (UInt64, UInt64) {
+        words.withLock { words in
+            if words.count < 2 {
+                words = Self.draw(512)
+            }
+            return (words.removeLast(), words.removeLast())
+        }
+    }
+
+    /// `count` words in one call: glibc's `arc4random_buf` (2.36 and later) fills the buffer from the kernel's
+    /// generator at once, where `SystemRandomNumberGenerator` makes a system call per word.
+    private static func draw(_ count: Int) -> [UInt64] {
+        var words = [UInt64](repeating: 0, count: count)
+        words.withUnsafeMutableBytes { bytes in arc4random_buf(bytes.baseAddress!, bytes.count) }
+        return words
     }
 }

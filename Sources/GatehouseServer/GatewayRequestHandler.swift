@@ -48,6 +48,13 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var responseTimer: DeadlineTimer?
     /// The request body's stall deadline (`limits.body_timeout`), moved on by every body part.
     private var bodyTimer: DeadlineTimer?
+    /// Parts of an upstream's response were written to the client and not flushed yet (they are at the end of the
+    /// upstream connection's read).
+    private var unflushedResponse = false
+    /// Between a `channelRead` and its `channelReadComplete`.
+    private var readingFromClient = false
+    /// The upstream connection with writes not flushed yet.
+    private var upstreamToFlush: UpstreamConnection?
 
     init(
         state: GatewayState, pool: UpstreamConnectionPool, connection: ClientConnectionInfo, isHTTP2: Bool,
@@ -62,9 +69,6 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        // Strong captures: `handlerRemoved` cancels the timers, which lets them go (see DeadlineTimer).
-        responseTimer = DeadlineTimer(eventLoop: context.eventLoop) { [self] in responseTimedOut() }
-        bodyTimer = DeadlineTimer(eventLoop: context.eventLoop) { [self] in bodyTimedOut() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -76,6 +80,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        readingFromClient = true
         run(clientConnection.received(unwrapInboundIn(data)), context: context)
     }
 
@@ -110,13 +115,29 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             run(action, context: context)
         }
         // What a read would have flushed at its end.
-        if case .proxy(let exchange) = current { exchange.upstream?.flush() }
+        flushUpstream()
         resumeClientReads()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if case .proxy(let exchange) = current { exchange.upstream?.flush() }
+        readingFromClient = false
+        flushUpstream()
         context.fireChannelReadComplete()
+    }
+
+    /// Writes a request part upstream; it is flushed with the others of this turn (``flushUpstream()``).
+    private func writeUpstream(_ part: HTTPClientRequestPart, to upstream: UpstreamConnection?) {
+        guard let upstream else { return }
+        if let pending = upstreamToFlush, pending !== upstream { pending.flush() }
+        upstream.write(part)
+        upstreamToFlush = upstream
+    }
+
+    /// Flushes the upstream connection written to since the last flush: once per read of the client's (a request's
+    /// head and end usually arrive in one), and at the end of work done outside a read.
+    private func flushUpstream() {
+        upstreamToFlush?.flush()
+        upstreamToFlush = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -225,6 +246,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// whatever the socket has not taken yet).
     private func endResponse(_ trailers: HTTPHeaders?, keepAlive: Bool, closeNow: Bool = false, context: ChannelHandlerContext) {
         if case .tunnel = current {} else { current = .none }
+        unflushedResponse = false  // every case below flushes
         switch clientConnection.responseEnded(keepAlive: keepAlive, closeNow: closeNow) {
         case .keepAlive(let partsAreQueued):
             timeouts?.responseCompleted()
@@ -240,7 +262,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             // The rest is read so the client can read the answer rather than lose it to a reset, but for no longer
             // than `limits.body_timeout` in all (dropped parts do not move the deadline): a client trickling the
             // body of a refused request must not hold the connection.
-            bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
+            armBodyTimer()
         case .closeAfterWrite:
             context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
@@ -327,7 +349,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 EndpointCall(
                     head: head, facts: facts, tenant: endpointTenant, path: endpointTarget.path, query: endpointTarget.query.map(String.init),
                     requestID: requestID, trace: trace, start: start, body: context.channel.allocator.buffer(capacity: 0), endsParsing: endsParsing))
-            if endpointFraming.hasBody { bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount) }
+            if endpointFraming.hasBody { armBodyTimer() }
             if facts.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
@@ -357,7 +379,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             clientHead: head, machine: machine, tenant: tenant, route: route, path: target.path, requestID: requestID, trace: trace,
             start: start, endsParsing: endsParsing)
         current = .proxy(exchange)
-        if framing.hasBody || awaitsFraming { bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount) }
+        if framing.hasBody || awaitsFraming { armBodyTimer() }
         if facts.expect != nil {
             // The gateway accepted the request: let the client send its body.
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -430,15 +452,15 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
             call.body.writeBuffer(&buffer)
-            bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
+            armBodyTimer()
         case .proxy(let exchange):
-            bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
+            armBodyTimer()
             switch exchange.machine.requestBody(buffer) {
             case .write(let part):
-                exchange.upstream?.write(part)
+                writeUpstream(part, to: exchange.upstream)
             case .writeHeadAnd(let part):
-                exchange.upstream?.write(.head(exchange.machine.headToWrite))
-                exchange.upstream?.write(part)
+                writeUpstream(.head(exchange.machine.headToWrite), to: exchange.upstream)
+                writeUpstream(part, to: exchange.upstream)
             case .buffered, .drop:
                 break
             case .bodyTooLarge(let limit):
@@ -467,11 +489,11 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             let armResponseTimer: Bool
             switch exchange.machine.requestEnd() {
             case .write(let part, let arm):
-                exchange.upstream?.write(part)
+                writeUpstream(part, to: exchange.upstream)
                 armResponseTimer = arm
             case .writeHeadAnd(let part, let arm):
-                exchange.upstream?.write(.head(exchange.machine.headToWrite))
-                exchange.upstream?.write(part)
+                writeUpstream(.head(exchange.machine.headToWrite), to: exchange.upstream)
+                writeUpstream(part, to: exchange.upstream)
                 armResponseTimer = arm
             case .buffered, .drop:
                 armResponseTimer = false
@@ -563,8 +585,9 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .wait:
             break
         case .write(let parts, let armResponseTimer):
-            for part in parts { upstream.write(part) }
-            upstream.flush()
+            for part in parts { writeUpstream(part, to: upstream) }
+            // Within a read of the client's, the rest of the request may be in the same read: one flush at its end.
+            if !readingFromClient { flushUpstream() }
             if armResponseTimer { startResponseTimeout() }
         }
         upstream.receiver = self
@@ -576,8 +599,21 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Starts the wait for the upstream's response head, once per attempt (it is called when the request is
     /// complete and when the connection is attached, whichever comes last).
     private func startResponseTimeout() {
-        guard responseTimer?.isArmed == false else { return }
+        guard responseTimer?.isArmed != true, let context else { return }
+        if responseTimer == nil {
+            // Made on first use (an HTTP/2 stream is a handler of its own, and most never need both timers). A strong
+            // capture: `handlerRemoved` cancels the timer, which lets it go (see DeadlineTimer).
+            responseTimer = DeadlineTimer(eventLoop: context.eventLoop) { [self] in responseTimedOut() }
+        }
         responseTimer?.arm(in: state.configuration.limits.upstreamTimeout.timeAmount)
+    }
+
+    /// Arms (or moves on) the request body's stall deadline, `limits.body_timeout`.
+    private func armBodyTimer() {
+        if bodyTimer == nil, let context {
+            bodyTimer = DeadlineTimer(eventLoop: context.eventLoop) { [self] in bodyTimedOut() }
+        }
+        bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
     }
 
     private func responseTimedOut() {
@@ -593,7 +629,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard let context else { return }
         if clientConnection.isHoldingClientBack {
             // The gateway itself is holding the body back (the upstream is not taking it): not the client's stall.
-            bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
+            armBodyTimer()
             return
         }
         let seconds = ConfigurationValues.format(state.configuration.limits.bodyTimeout)
@@ -670,6 +706,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 headers.add(name: "Connection", value: connection)
             }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientHead.version, status: head.status, headers: headers))), promise: nil)
+            unflushedResponse = true
         }
     }
 
@@ -679,6 +716,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         exchange.bytesSent += body.readableBytes
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        unflushedResponse = true
         if !context.channel.isWritable { exchange.upstream?.pauseReading() }
     }
 
@@ -707,7 +745,11 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func upstreamReadComplete() {
-        context?.flush()
+        // The usual read holds the whole response, whose end was written and flushed already: a flush now would walk
+        // the pipeline (and, over HTTP/2, the stream's multiplexer) for nothing.
+        guard unflushedResponse, let context else { return }
+        unflushedResponse = false
+        context.flush()
     }
 
     func upstreamConnectionLost(error: Error?) {

@@ -97,6 +97,8 @@ struct PublicListener {
         limits: GatewayConfiguration.Limits
     ) throws {
         let sync = channel.pipeline.syncOperations
+        // Between TLS and HTTP/2: the streams that finish in one turn of the loop leave in one TLS record.
+        try sync.addHandler(FlushCoalescingHandler())
         try sync.addHandler(IdleStateHandler(allTimeout: limits.idleTimeout.timeAmount))
         try sync.addHandler(IdleConnectionCloser())
         _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
