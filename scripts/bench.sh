@@ -9,8 +9,9 @@
 #   scripts/bench.sh flood        # p99 of an authenticated route alone, then while 50 logins are in flight
 #   A=old/gatehouse B=new/gatehouse scripts/bench.sh ab
 #                                 # two builds against nginx-plain at equal resources (GATEHOUSE_THREADS=1, nginx's
-#                                 # one worker): rounds of nginx-plain, A, B on the public route and on an ES256
-#                                 # route, with req/s, the ratio to nginx-plain and CPU microseconds per request
+#                                 # one worker): rounds of nginx-plain, A, B on the public route, on an ES256 route and
+#                                 # on that route with a browser session cookie instead of the token, with req/s, the
+#                                 # ratio to nginx-plain and CPU microseconds per request
 #   scripts/bench.sh metrics      # the same rounds as ab, one build with GATEHOUSE_METRICS=off then =on: what
 #                                 # recording the §10 metrics costs on the public and the ES256 route
 #   scripts/bench.sh tls          # TLS 1.3 HTTP/1.1 (wrk over https) to a public route: Gatehouse (GATEHOUSE_THREADS=1)
@@ -224,6 +225,13 @@ YAML
         -d '{"email":"ab@example.com","password":"bench-password-1"}'
     TOKEN=$(curl -sf -X POST http://127.0.0.1:18050/auth/login -H 'Content-Type: application/json' \
         -d '{"email":"ab@example.com","password":"bench-password-1"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+    # And a browser session for the same user, through the login form (its CSRF token and cookie first).
+    JAR="$WORK/cookies"
+    CSRF=$(curl -sf -c "$JAR" -b "$JAR" http://127.0.0.1:18050/auth/login | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p')
+    curl -sf -o /dev/null -c "$JAR" -b "$JAR" -H 'Origin: http://127.0.0.1:18050' http://127.0.0.1:18050/auth/login \
+        --data-urlencode 'email=ab@example.com' --data-urlencode 'password=bench-password-1' --data-urlencode "csrf_token=$CSRF"
+    SESSION=$(awk '$6 == "gatehouse_session" {print $7}' "$JAR")
+    [ -n "$SESSION" ] || { echo "no session cookie from the login form" >&2; exit 1; }
     kill -TERM "$pid"; wait "$pid" || true
     run_gateway() {  # run_gateway NAME BIN [VAR=value]: one round of both routes on this build
         env ${3:-GATEHOUSE_METRICS=on} GATEHOUSE_THREADS=1 "$2" serve --config "$WORK/config/gatehouse.yaml" >/dev/null 2>>"$WORK/serve.log" &
@@ -231,6 +239,7 @@ YAML
         until curl -sf -o /dev/null http://127.0.0.1:18059/readyz; do sleep 0.05; done
         measure "$1 public" "$gpid" http://127.0.0.1:18050/api/ok
         measure "$1 es256" "$gpid" http://127.0.0.1:18050/auth-api/ok -H "Authorization: Bearer $TOKEN"
+        [ "$MODE" = metrics ] || measure "$1 session" "$gpid" http://127.0.0.1:18050/auth-api/ok -H "Cookie: gatehouse_session=$SESSION"
         kill -TERM "$gpid"; wait "$gpid" || true
     }
     printf 'target\treq/s\tCPU µs/req\tnon-2xx\tp99\n'

@@ -209,6 +209,12 @@ public enum ForwardingHeaders {
 
     /// `a=1; gatehouse_session=x; b=2` becomes `a=1; b=2`; nil when nothing is left.
     static func removingSessionCookie(_ value: String) -> String? {
+        // Every session-cookie request passes here: bytes, unless the header is not plain ASCII.
+        asciiRemovingSessionCookie(value) ?? characterRemovingSessionCookie(value)
+    }
+
+    /// ``removingSessionCookie(_:)`` by `Character`: the reference, and the path for a value that is not plain ASCII.
+    static func characterRemovingSessionCookie(_ value: String) -> String? {
         guard value.contains(sessionCookieName) else { return value }
         let kept = value.split(separator: ";").map { $0.drop(while: { $0 == " " || $0 == "\t" }) }.filter { pair in
             var name = pair.prefix(while: { $0 != "=" })
@@ -216,6 +222,43 @@ public enum ForwardingHeaders {
             return name != sessionCookieName
         }
         return kept.isEmpty ? nil : kept.joined(separator: "; ")
+    }
+
+    /// ``characterRemovingSessionCookie(_:)`` on the UTF-8 bytes, for a value of printable ASCII and tabs (where
+    /// each byte is a `Character`, so the two agree: `ForwardingHeadersEquivalenceTests` checks them on generated
+    /// values). `.some(nil)` when nothing is left; nil when the value is not plain ASCII.
+    static func asciiRemovingSessionCookie(_ original: String) -> String?? {
+        var value = original
+        return value.withUTF8 { bytes -> String?? in
+            guard bytes.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 < 0x7F) }) else { return nil }
+            let name = Array(sessionCookieName.utf8)
+            func nameAt(_ index: Int) -> Bool {
+                index + name.count <= bytes.count && (0..<name.count).allSatisfy { bytes[index + $0] == name[$0] }
+            }
+            // As the reference: a value that does not mention the cookie at all goes on exactly as it came.
+            guard (0..<bytes.count).contains(where: nameAt) else { return .some(original) }
+            var kept: [UInt8] = []
+            kept.reserveCapacity(bytes.count)
+            var keptPairs = 0
+            var start = 0
+            while start < bytes.count {
+                var end = start
+                while end < bytes.count, bytes[end] != UInt8(ascii: ";") { end += 1 }
+                defer { start = end + 1 }
+                // `split` drops empty pieces, not blank ones: a blank piece stays (as an empty pair) in the reference.
+                guard start < end else { continue }
+                var first = start
+                while first < end, bytes[first] == UInt8(ascii: " ") || bytes[first] == UInt8(ascii: "\t") { first += 1 }
+                var nameEnd = first
+                while nameEnd < end, bytes[nameEnd] != UInt8(ascii: "=") { nameEnd += 1 }
+                while nameEnd > first, bytes[nameEnd - 1] == UInt8(ascii: " ") || bytes[nameEnd - 1] == UInt8(ascii: "\t") { nameEnd -= 1 }
+                if nameEnd - first == name.count, nameAt(first) { continue }
+                if keptPairs > 0 { kept.append(contentsOf: [UInt8(ascii: ";"), UInt8(ascii: " ")]) }
+                kept.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[first..<end]))
+                keptPairs += 1
+            }
+            return .some(keptPairs == 0 ? nil : String(decoding: kept, as: UTF8.self))
+        }
     }
 
     /// Whether a client-sent `X-Request-Id` is sane enough to pass on and log: 1 to 128 characters from a

@@ -1,4 +1,4 @@
-import GatehouseBrowser
+@testable import GatehouseBrowser
 import Testing
 
 @Suite struct BrowserCookieTests {
@@ -24,5 +24,25 @@ import Testing
         #expect(BrowserCookie.setSession("v", maxAge: 600, secure: true).hasSuffix("; Secure"))
         #expect(BrowserCookie.clearSession(secure: false) == "gatehouse_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")
         #expect(BrowserCookie.setFormBinding("b", secure: false) == "gatehouse_csrf=b; Path=/auth/; HttpOnly; SameSite=Lax")
+    }
+
+    @Test func cookieValuesOnBytesEqualTheOnesOnCharacters() {
+        let pieces = [
+            "gatehouse_session", "=", ";", " ", "\t", "\"", "a", "x=1", "gatehouse_session=v", "gatehouse_sessionX=1", "GATEHOUSE_SESSION=u",
+            " gatehouse_session =w", "gatehouse_session=\"q\" ", "; ", ";;", "=v", "\"\"",
+        ]
+        var state: UInt64 = 4
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(truncatingIfNeeded: state >> 33)
+        }
+        for _ in 0..<5000 {
+            let header = (0..<(next() % 9)).map { _ in pieces[next() % pieces.count] }.joined()
+            let fast = BrowserCookie.asciiValues(named: "gatehouse_session", in: header)
+            #expect(fast == BrowserCookie.characterValues(named: "gatehouse_session", in: header), "\(header.debugDescription)")
+        }
+        // Not plain ASCII: a combining mark after "=" makes one Character of both, and the character path decides.
+        #expect(BrowserCookie.asciiValues(named: "gatehouse_session", in: "gatehouse_session=\u{301}x") == nil)
+        #expect(BrowserCookie.values(named: "gatehouse_session", in: ["gatehouse_session=\u{301}x"]).isEmpty)
     }
 }

@@ -84,4 +84,28 @@ import Testing
             #expect(Self.pairs(filtered) == Self.naiveResponseFilter(fields, requestID: "rid"), "\(fields)")
         }
     }
+
+    /// Cookie headers made of the pieces that matter to the session-cookie filter: its name in and out of place,
+    /// blanks, empty pairs, quotes and look-alikes.
+    static func cookieHeaders(_ count: Int, seed: UInt64) -> [String] {
+        let pieces = [
+            "gatehouse_session", "=", ";", " ", "\t", "\"", "a", "x=1", "gatehouse_session=v", "gatehouse_sessionX=1", "GATEHOUSE_SESSION=u",
+            " gatehouse_session =w", "; ", ";;", "theme=dark", "=v", "gatehouse_csrf=t",
+        ]
+        var random = SplitMix(state: seed)
+        return (0..<count).map { _ in
+            (0..<Int.random(in: 0...8, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined()
+        }
+    }
+
+    @Test func theSessionCookieFilterOnBytesEqualsTheOneOnCharacters() {
+        for header in Self.cookieHeaders(5000, seed: 3) {
+            let fast = ForwardingHeaders.asciiRemovingSessionCookie(header)
+            #expect(fast != nil, "plain ASCII takes the byte path")
+            #expect(fast ?? nil == ForwardingHeaders.characterRemovingSessionCookie(header), "\(header.debugDescription)")
+        }
+        // Not plain ASCII: the character path.
+        #expect(ForwardingHeaders.asciiRemovingSessionCookie("gatehouse_session=\u{301}x; a=é") == nil)
+        #expect(ForwardingHeaders.removingSessionCookie("a=é; gatehouse_session=x") == "a=é")
+    }
 }
