@@ -254,12 +254,12 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseBrowserTests",
-            dependencies: ["GatehouseBrowser", "GatehouseConfiguration", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["GatehouseBrowser", "GatehouseConfiguration", "GatehouseTestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "GatehouseProxyTests",
             dependencies: [
-                "GatehouseProxy", "GatehouseConfiguration", .product(name: "NIOEmbedded", package: "swift-nio"),
+                "GatehouseProxy", "GatehouseConfiguration", "GatehouseTestSupport", .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),

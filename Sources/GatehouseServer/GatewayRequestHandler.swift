@@ -39,6 +39,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let isHTTP2: Bool
     /// The HTTP/1 connection's head and idle deadlines; nil on an HTTP/2 stream.
     private let timeouts: ConnectionTimeoutHandler?
+    private let requestLog: RequestLog
     private var context: ChannelHandlerContext?
     private var clientConnection = ClientConnectionStateMachine()
     private var current: CurrentRequest = .none
@@ -65,6 +66,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.connection = connection
         self.isHTTP2 = isHTTP2
         self.timeouts = timeouts
+        self.requestLog = RequestLog(accessLog: state.accessLog)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -146,7 +148,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         if case .proxy(let exchange) = current {
             _ = exchange.machine.clientClosed()
             closeUpstream(of: exchange)
-            log(exchange, status: exchange.machine.responseStatus ?? 499)
+            requestLog.record(exchange, status: exchange.machine.responseStatus ?? 499)
         }
         current = .none
         clientConnection.close()
@@ -214,7 +216,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 failExchange(exchange, with: problem, closeNow: true, context: context)
             case .closeClient, .none:
                 closeUpstream(of: exchange)
-                log(exchange, status: exchange.machine.responseStatus ?? problem.status.code)
+                requestLog.record(exchange, status: exchange.machine.responseStatus ?? problem.status.code)
                 closeClient(context: context)
             }
         case .endpoint(let call):
@@ -302,7 +304,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             if !problem.closeConnection, BrowserRules.hasLargeBody(facts) { problem.closeConnection = true }
             let keepAlive = !problem.closeConnection && keepsAlive(head, endsParsing: endsParsing)
             send(problem, version: head.version, requestID: requestID, isHead: isHead, keepAlive: keepAlive, context: context)
-            logEntry(
+            requestLog.record(
                 metrics: route?.metrics ?? tenant?.metrics.unmatched ?? state.metrics.unknownHost, tenant: tenant?.id, route: route?.path, method: head.method.rawValue, path: path ?? "-", status: problem.status.code,
                 upstream: nil, start: start, requestID: requestID, trace: trace, bytes: 0)
         }
@@ -443,9 +445,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             var buffer = buffer
             let limit = state.configuration.limits.authBodyBytes
             guard call.body.readableBytes + buffer.readableBytes <= limit else {
-                logEntry(
-                    metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path,
-                    status: 413, upstream: nil, start: call.start, requestID: call.requestID, trace: call.trace, bytes: 0)
+                requestLog.record(call, status: 413, bytes: 0)
                 send(
                     ProblemResponse(.payloadTooLarge, "The request body is larger than the limit of \(limit) bytes.", closeConnection: true),
                     version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, context: context)
@@ -544,9 +544,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         headers.add(name: "X-Request-Id", value: call.requestID)
         let answer = CompleteResponse(status: response.status, headers: headers, body: context.channel.allocator.buffer(string: response.body))
         let keepAlive = keepsAlive(call.head, endsParsing: call.endsParsing)
-        logEntry(
-            metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path, status: response.status.code,
-            upstream: nil, start: call.start, requestID: call.requestID, trace: call.trace, bytes: answer.body.readableBytes)
+        requestLog.record(call, status: response.status.code, bytes: answer.body.readableBytes)
         ResponseWriter.writeHeadAndBody(answer, version: call.head.version, isHead: call.head.method == .HEAD, keepAlive: keepAlive, context: context)
         endResponse(nil, keepAlive: keepAlive, context: context)
     }
@@ -642,9 +640,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             case .none: break
             }
         case .endpoint(let call) where clientConnection.state == .receiving:
-            logEntry(
-                metrics: call.tenant.metrics.endpoints, tenant: call.tenant.id, route: call.path, method: call.head.method.rawValue, path: call.path,
-                status: problem.status.code, upstream: nil, start: call.start, requestID: call.requestID, trace: call.trace, bytes: 0)
+            requestLog.record(call, status: problem.status.code, bytes: 0)
             send(problem, version: call.head.version, requestID: call.requestID, isHead: false, keepAlive: false, closeNow: true, context: context)
         case .none where clientConnection.isDiscarding:
             // The rest of an answered request did not arrive within the linger time.
@@ -667,7 +663,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func abort(_ exchange: ProxyExchange, context: ChannelHandlerContext) {
         _ = exchange.machine.clientClosed()
         closeUpstream(of: exchange)
-        log(exchange, status: exchange.machine.responseStatus ?? 400)
+        requestLog.record(exchange, status: exchange.machine.responseStatus ?? 400)
         closeClient(context: context)
     }
 
@@ -732,14 +728,14 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .complete(let releaseUpstream):
             exchange.upstreamEnd = .now()
             if let upstream { releaseUpstream ? pool.release(upstream) : upstream.close() }
-            log(exchange, status: exchange.machine.responseStatus ?? 0)
+            requestLog.record(exchange, status: exchange.machine.responseStatus ?? 0)
             let keepAlive = exchange.keepsClientAlive && keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
             endResponse(trailers, keepAlive: keepAlive, context: context)
         case .completeEarly:
             // The upstream answered before the request body was done: the rest of the body has nowhere to go.
             exchange.upstreamEnd = .now()
             upstream?.close()
-            log(exchange, status: exchange.machine.responseStatus ?? 0)
+            requestLog.record(exchange, status: exchange.machine.responseStatus ?? 0)
             endResponse(trailers, keepAlive: false, closeNow: true, context: context)
         }
     }
@@ -771,7 +767,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 context: context)
         case .closeClient:
             // Mid-response: the client must see the connection end, not a truncated body presented as complete.
-            log(exchange, status: exchange.machine.responseStatus ?? 502)
+            requestLog.record(exchange, status: exchange.machine.responseStatus ?? 502)
             closeClient(context: context)
         }
     }
@@ -786,7 +782,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// upstream connection, and the client's too when the request was not read to its end.
     private func failExchange(_ exchange: ProxyExchange, with problem: ProblemResponse, closeNow: Bool = false, context: ChannelHandlerContext) {
         closeUpstream(of: exchange)
-        log(exchange, status: problem.status.code)
+        requestLog.record(exchange, status: problem.status.code)
         let close = problem.closeConnection || !exchange.machine.requestComplete
         let keepAlive = !close && keepsAlive(exchange.clientHead, endsParsing: exchange.endsParsing)
         send(
@@ -817,7 +813,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         exchange.upstream = nil
         current = .tunnel(exchange)
         clientConnection.close()
-        log(exchange, status: 101)
+        requestLog.record(exchange, status: 101)
         let headers = ForwardingHeaders.clientResponseHeaders(from: upstreamHead.headers, requestID: exchange.requestID, keepUpgrade: true)
         let clientChannel = context.channel
         let response = HTTPResponseHead(version: exchange.clientHead.version, status: .switchingProtocols, headers: headers)
@@ -835,34 +831,5 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             clientChannel.close(promise: nil)
             upstream.close()
         }
-    }
-
-    // MARK: Access log
-
-    private func log(_ exchange: ProxyExchange, status: UInt) {
-        guard !exchange.logged else { return }
-        exchange.logged = true
-        var upstreamTime: Int64?
-        if let begin = exchange.upstreamStart {
-            upstreamTime = ((exchange.upstreamEnd ?? .now()) - begin).nanoseconds
-        }
-        logEntry(
-            metrics: exchange.route.metrics, tenant: exchange.tenant.id, route: exchange.route.path, method: exchange.clientHead.method.rawValue, path: exchange.path,
-            status: status, upstream: upstreamTime, start: exchange.start, requestID: exchange.requestID, trace: exchange.trace,
-            bytes: exchange.bytesSent)
-    }
-
-    /// Counts the answered request in its route's series and writes its access-log line.
-    private func logEntry(
-        metrics: RouteMetrics, tenant: String?, route: String?, method: String, path: String, status: UInt, upstream: Int64?, start: NIODeadline,
-        requestID: String, trace: TraceContext, bytes: Int
-    ) {
-        let total = (NIODeadline.now() - start).nanoseconds
-        metrics.record(method: MethodLabel(method), status: status, totalNanoseconds: total, upstreamNanoseconds: upstream)
-        guard let accessLog = state.accessLog else { return }
-        accessLog.log(
-            AccessLogger.Entry(
-                tenant: tenant, route: route, method: method, path: path, status: status, upstreamNanoseconds: upstream,
-                totalNanoseconds: total, requestID: requestID, traceparent: trace.traceparent, bytesSent: bytes))
     }
 }

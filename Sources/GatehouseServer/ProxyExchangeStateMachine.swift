@@ -340,17 +340,7 @@ struct ProxyExchangeStateMachine {
     /// The client's body sent nothing for `limits.body_timeout`.
     mutating func bodyTimedOut() -> TimeoutAction {
         guard !requestComplete else { return .none }
-        connection = .detached
-        switch response {
-        case .awaitingHead:
-            response = .answeredByGateway(status: 408)
-            return .answer(status: 408, closeClient: true)
-        case .streaming(let status, _):
-            response = .ended(status: status)
-            return .closeClient
-        case .ended, .answeredByGateway, .switchingProtocols, .tunnel:
-            return .none
-        }
+        return answerByGateway(status: 408)
     }
 
     /// The body passed the limit, or the client's input broke: the gateway answers (when it still can) with `status`.

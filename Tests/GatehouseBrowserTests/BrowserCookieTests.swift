@@ -1,4 +1,5 @@
 @testable import GatehouseBrowser
+import GatehouseTestSupport
 import Testing
 
 @Suite struct BrowserCookieTests {
@@ -31,13 +32,9 @@ import Testing
             "gatehouse_session", "=", ";", " ", "\t", "\"", "a", "x=1", "gatehouse_session=v", "gatehouse_sessionX=1", "GATEHOUSE_SESSION=u",
             " gatehouse_session =w", "gatehouse_session=\"q\" ", "; ", ";;", "=v", "\"\"",
         ]
-        var state: UInt64 = 4
-        func next() -> Int {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Int(truncatingIfNeeded: state >> 33)
-        }
+        var random = SeededGenerator(seed: 4)
         for _ in 0..<5000 {
-            let header = (0..<(next() % 9)).map { _ in pieces[next() % pieces.count] }.joined()
+            let header = (0..<random.below(9)).map { _ in random.pick(pieces) }.joined()
             let fast = BrowserCookie.asciiValues(named: "gatehouse_session", in: header)
             #expect(fast == BrowserCookie.characterValues(named: "gatehouse_session", in: header), "\(header.debugDescription)")
         }

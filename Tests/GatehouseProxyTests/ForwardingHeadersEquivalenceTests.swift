@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseTestSupport
 import NIOHTTP1
 import Testing
 @testable import GatehouseProxy
@@ -8,18 +9,6 @@ import Testing
 /// same fields in the same order with the same keep-alive reading, and the response filter must agree with a
 /// naive filter written from §6.2 alone.
 @Suite struct ForwardingHeadersEquivalenceTests {
-    /// A seeded generator, so a failure can be replayed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let names = [
         "Content-Type", "content-type", "Connection", "connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "TE", "Trailer",
         "Proxy-Connection", "Proxy-Authenticate", "X-Request-Id", "x-request-id", "Set-Cookie", "set-cookie", "Cache-Control", "X-Custom",
@@ -31,7 +20,7 @@ import Testing
     ]
 
     static func generated(_ count: Int, seed: UInt64) -> [[(String, String)]] {
-        var random = SplitMix(state: seed)
+        var random = SeededGenerator(seed: seed)
         return (0..<count).map { _ in
             (0..<Int.random(in: 0...12, using: &random)).map { _ in
                 (names.randomElement(using: &random)!, values.randomElement(using: &random)!)
@@ -92,7 +81,7 @@ import Testing
             "gatehouse_session", "=", ";", " ", "\t", "\"", "a", "x=1", "gatehouse_session=v", "gatehouse_sessionX=1", "GATEHOUSE_SESSION=u",
             " gatehouse_session =w", "; ", ";;", "theme=dark", "=v", "gatehouse_csrf=t",
         ]
-        var random = SplitMix(state: seed)
+        var random = SeededGenerator(seed: seed)
         return (0..<count).map { _ in
             (0..<Int.random(in: 0...8, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined()
         }

@@ -37,21 +37,6 @@ import Testing
         var keepsWebSocketUpgrade: Bool
     }
 
-    /// SplitMix64: small, fast and the same on every machine.
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-        mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
-        mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
-    }
-
     static let connectionTokens = [
         "content-length", "transfer-encoding", "host", "x-forwarded-for", "x-user-id", "x-user-roles", "x-request-id", "keep-alive",
         "upgrade", "te", "trailer", "cookie", "x-custom", "x-forwarded-host", "http2-settings",
@@ -64,7 +49,7 @@ import Testing
     static let smuggledRequest = Array(
         "GET /api/admin/forged HTTP/1.1\r\nHost: acme.test\r\nX-User-Id: forged\r\nX-User-Roles: admin\r\nContent-Length: 0\r\n\r\n".utf8)
 
-    static func makeCase(_ index: Int, _ random: inout Generator) -> Case {
+    static func makeCase(_ index: Int, _ random: inout SeededGenerator) -> Case {
         let id = "oracle-\(index)"
         let method = random.pick(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND"])
         let path = "/o/\(index)" + (random.chance(20) ? "?q=\(index)" : "")
@@ -185,7 +170,7 @@ import Testing
             gatewayExtra: "limits:\n  body_timeout: 2s\n", tenants: ["acme": tenant], scripted: [:],
             replacements: ["{{REC}}": "http://127.0.0.1:\(recorder.port)"]
         ) { gateway in
-            var random = Generator(state: Self.seed)
+            var random = SeededGenerator(seed: Self.seed)
             let cases = (0..<Self.caseCount).map { Self.makeCase($0, &random) }
             let port = gateway.port
             let statuses = try await offThread {
