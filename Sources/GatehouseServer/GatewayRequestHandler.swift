@@ -513,19 +513,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Runs an endpoint off the event loop (it may hash a password or touch the store) and writes its answer
     /// back on this loop, unless the client went away meanwhile.
     private func dispatch(_ call: EndpointCall, context: ChannelHandlerContext) {
-        let facts = call.facts
-        let site: EndpointRequest.Site
-        if facts.origin == nil, facts.referer == nil {
-            site = .unknown
-        } else {
-            site = RequestAdmission.isFromTenantSite(facts, tenant: call.tenant, in: state.tenants) ? .tenant : .foreign
-        }
-        let request = EndpointRequest(
-            method: call.head.method, path: call.path, query: call.query, headers: call.head.headers, body: call.body, cookies: facts.cookies,
-            site: site, isSecure: connection.scheme == "https", logger: state.logger(requestID: call.requestID, tenant: call.tenant.id),
-            audit: .request(
-                ip: connection.clientAddress(call.head.headers), userAgent: call.head.headers.first(name: "user-agent"), requestID: call.requestID,
-                traceID: String(call.trace.traceID)))
+        let request = call.request(
+            tenants: state.tenants, connection: connection, logger: state.logger(requestID: call.requestID, tenant: call.tenant.id))
         let endpoints = state.endpoints
         let tenant = call.tenant
         let promise = context.eventLoop.makePromise(of: EndpointResponse.self)
@@ -538,11 +527,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func respond(to call: EndpointCall, with response: EndpointResponse, context: ChannelHandlerContext) {
-        var headers = HTTPHeaders()
-        for (name, value) in response.headers { headers.add(name: name, value: value) }
-        if !headers.contains(name: "cache-control") { headers.add(name: "Cache-Control", value: "no-store") }
-        headers.add(name: "X-Request-Id", value: call.requestID)
-        let answer = CompleteResponse(status: response.status, headers: headers, body: context.channel.allocator.buffer(string: response.body))
+        let answer = call.answer(response, allocator: context.channel.allocator)
         let keepAlive = keepsAlive(call.head, endsParsing: call.endsParsing)
         requestLog.record(call, status: response.status.code, bytes: answer.body.readableBytes)
         ResponseWriter.writeHeadAndBody(answer, version: call.head.version, isHead: call.head.method == .HEAD, keepAlive: keepAlive, context: context)
