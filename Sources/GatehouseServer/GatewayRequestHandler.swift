@@ -326,26 +326,14 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
                 }
             }
         }
-        if case .lookUpSession(let tenant, let cookies) = decision {
-            askStoreForSession(
-                cookies, head: head, tenant: tenant, first: SessionResumption(answer: .unavailable, start: start, requestID: requestID, trace: trace),
-                context: context)
-            return
-        }
-        let tenant: Tenant
-        let route: Route
-        let target: RequestTarget
-        let framing: RequestFraming
-        let identityHeaders: [(String, String)]
-        let isWebSocket: Bool
         switch decision {
         case .reject(let rejection):
             if let authentication = rejection.authentication { rejection.tenant?.metrics.count(authentication.metricsResult) }
             reject(rejection.problem, tenant: rejection.tenant, route: rejection.route, path: rejection.path)
-            return
-        case .lookUpSession:
-            // Handled above, before anything else.
-            return
+        case .lookUpSession(let tenant, let cookies):
+            askStoreForSession(
+                cookies, head: head, tenant: tenant, first: SessionResumption(answer: .unavailable, start: start, requestID: requestID, trace: trace),
+                context: context)
         case .endpoint(let endpointTenant, let endpointTarget, let endpointFraming):
             current = .endpoint(
                 EndpointCall(
@@ -355,35 +343,40 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
             if facts.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
-            return
         case .proxy(let admitted):
             admitted.tenant.metrics.count(admitted.authentication.metricsResult)
-            (tenant, route, target, framing, identityHeaders, isWebSocket) = (
-                admitted.tenant, admitted.route, admitted.target, admitted.framing, admitted.identityHeaders, admitted.isWebSocket
-            )
+            startExchange(admitted, head: head, facts: facts, requestID: requestID, trace: trace, start: start, endsParsing: endsParsing, context: context)
         }
+    }
 
-        var uri = route.upstreamPath(for: target.path)
-        if let query = target.query { uri += "?" + query }
+    /// Forwards an admitted request: the head ``UpstreamRequestPlan`` builds, the exchange's machine, and a lease of
+    /// an upstream connection.
+    private func startExchange(
+        _ admitted: RequestAdmission.Admission, head: HTTPRequestHead, facts: RequestHeaderFacts, requestID: String, trace: TraceContext,
+        start: NIODeadline, endsParsing: Bool, context: ChannelHandlerContext
+    ) {
+        let route = admitted.route
+        var uri = route.upstreamPath(for: admitted.target.path)
+        if let query = admitted.target.query { uri += "?" + query }
         // Over HTTP/2 the stream delimits the body: without a Content-Length the framing waits for the first part.
-        let awaitsFraming = isHTTP2 && framing == .none
+        let awaitsFraming = isHTTP2 && admitted.framing == .none
         let plan = UpstreamRequestPlan(
-            method: head.method, uri: uri, framing: framing, isWebSocketUpgrade: isWebSocket, identityHeaders: identityHeaders)
+            method: head.method, uri: uri, framing: admitted.framing, isWebSocketUpgrade: admitted.isWebSocket,
+            identityHeaders: admitted.identityHeaders)
         let upstreamHead = plan.makeHead(
             from: head.headers, facts: facts,
-            policy: .init(reservedHeaderNames: tenant.reservedHeaderNames, forwardAuthorization: route.configuration.forwardAuthorization),
+            policy: .init(reservedHeaderNames: admitted.tenant.reservedHeaderNames, forwardAuthorization: route.configuration.forwardAuthorization),
             connection: connection, requestID: requestID, trace: trace)
-
         let machine = ProxyExchangeStateMachine(
-            upstreamHead: upstreamHead, framing: framing, awaitsFraming: awaitsFraming, method: head.method, isUpgrade: isWebSocket,
-            endsParsing: endsParsing, maxBodyBytes: state.configuration.limits.maxBodyBytes)
+            upstreamHead: upstreamHead, framing: admitted.framing, awaitsFraming: awaitsFraming, method: head.method,
+            isUpgrade: admitted.isWebSocket, endsParsing: endsParsing, maxBodyBytes: state.configuration.limits.maxBodyBytes)
         let exchange = ProxyExchange(
-            clientHead: head, machine: machine, tenant: tenant, route: route, path: target.path, requestID: requestID, trace: trace,
-            start: start, endsParsing: endsParsing)
+            clientHead: head, machine: machine, tenant: admitted.tenant, route: route, path: admitted.target.path, requestID: requestID,
+            trace: trace, start: start, endsParsing: endsParsing)
         current = .proxy(exchange)
-        if framing.hasBody || awaitsFraming { armBodyTimer() }
+        if admitted.framing.hasBody || awaitsFraming { armBodyTimer() }
         if facts.expect != nil {
-            // The gateway accepted the request: let the client send its body.
+            // The gateway accepted the request (an Expect other than 100-continue was refused): let the client send its body.
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         connectUpstream(exchange, forceNew: false)

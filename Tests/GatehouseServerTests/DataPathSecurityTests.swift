@@ -314,6 +314,17 @@ import Testing
         }
     }
 
+    /// Header names reach the upstream head without `HTTPHeaders.add`'s ASCII check (the fast path builds them in one
+    /// go): the decoder must refuse a name that is not a token before anything is built.
+    @Test(arguments: ["X-\u{00DC}ber: 1", "X Bad: 1", "X-Bad : 1", "(X): 1"])
+    func anInvalidHeaderNameIs400AndNeverGoesUpstream(_ line: String) async throws {
+        try await Self.withGateway { gateway, recorder in
+            let response = try await Self.exchange(gateway, "GET /x HTTP/1.1\r\nHost: acme.test\r\n\(line)\r\n\r\n")
+            #expect(response.status == 400)
+            #expect(recorder.view().requests.isEmpty)
+        }
+    }
+
     @Test func theBodyOfARefusedRequestIsReadForNoLongerThanTheBodyTimeout() async throws {
         try await Self.withGateway { gateway, recorder in
             let port = gateway.port
