@@ -73,11 +73,8 @@ public final class UpstreamConnectionPool {
     /// The handlers of an upstream channel: the request encoder, the response decoder and the connection's handler.
     static func initialize(_ channel: Channel) throws {
         let sync = channel.pipeline.syncOperations
-        // The gateway frames upstream requests itself (Content-Length as the client sent it, or chunked when the
-        // client's body was), so the encoder need not search the headers to fix framing up.
-        var encoderConfiguration = HTTPRequestEncoder.Configuration()
-        encoderConfiguration.automaticallySetFramingHeaders = false
-        try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration), name: UpstreamConnectionHandler.encoderName)
+        // The gateway frames upstream requests itself (see ``RequestFraming``): the encoder adds no framing header.
+        try sync.addHandler(UpstreamRequestEncoder(), name: UpstreamConnectionHandler.encoderName)
         try sync.addHandler(
             ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)), name: UpstreamConnectionHandler.decoderName)
         try sync.addHandler(UpstreamConnectionHandler())

@@ -7,38 +7,54 @@ import NIOCore
 /// The owner's callback is held strongly and let go by ``cancel()``, which the owner calls when its channel goes
 /// away: a weak reference would give the owner a side table, and every retain and release of it (a channel
 /// handler's, many per request) would take the runtime's slow path.
+///
+/// A timer of a ``DeadlineTimerGroup`` (an HTTP/2 stream's) leaves the scheduling to the group.
 final class DeadlineTimer {
     private let eventLoop: EventLoop
-    private var deadline: NIODeadline?
+    private let group: DeadlineTimerGroup?
+    private(set) var deadline: NIODeadline?
     private var pending: Scheduled<Void>?
     /// Called on the loop once the deadline has passed; the timer is then disarmed. Nil once cancelled.
     private var onExpiry: (() -> Void)?
 
-    init(eventLoop: EventLoop, onExpiry: @escaping () -> Void) {
+    init(eventLoop: EventLoop, group: DeadlineTimerGroup? = nil, onExpiry: @escaping () -> Void) {
         self.eventLoop = eventLoop
+        self.group = group
         self.onExpiry = onExpiry
     }
 
     var isArmed: Bool { deadline != nil }
 
     func arm(in timeout: TimeAmount) {
-        let deadline = NIODeadline.now() + timeout
+        let deadline = eventLoop.now + timeout
         self.deadline = deadline
-        if pending == nil { schedule(at: deadline) }
+        if let group {
+            if onExpiry != nil { group.arm(self, at: deadline) }
+        } else if pending == nil {
+            schedule(at: deadline)
+        }
     }
 
     /// Forgets the deadline; a pending timer fires later and does nothing.
     func disarm() {
         deadline = nil
+        group?.disarm(self)
     }
 
     /// Forgets the deadline, cancels the pending timer and lets the callback go (the connection is gone); the timer
     /// never fires again.
     func cancel() {
         deadline = nil
+        group?.disarm(self)
         pending?.cancel()
         pending = nil
         onExpiry = nil
+    }
+
+    /// The group found the deadline passed.
+    func expire() {
+        deadline = nil
+        onExpiry?()
     }
 
     private func schedule(at when: NIODeadline) {
@@ -46,7 +62,7 @@ final class DeadlineTimer {
         pending = eventLoop.assumeIsolated().scheduleTask(deadline: when) { [self] in
             self.pending = nil
             guard let deadline = self.deadline else { return }
-            guard NIODeadline.now() >= deadline else {
+            guard eventLoop.now >= deadline else {
                 self.schedule(at: deadline)
                 return
             }

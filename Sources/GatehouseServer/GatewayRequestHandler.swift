@@ -39,6 +39,8 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let isHTTP2: Bool
     /// The HTTP/1 connection's head and idle deadlines; nil on an HTTP/2 stream.
     private let timeouts: ConnectionTimeoutHandler?
+    /// On an HTTP/2 stream, the connection's one timer for all its streams' deadlines.
+    private let timerGroup: DeadlineTimerGroup?
     private let requestLog: RequestLog
     private var context: ChannelHandlerContext?
     private var clientConnection = ClientConnectionStateMachine()
@@ -59,13 +61,14 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     init(
         state: GatewayState, pool: UpstreamConnectionPool, connection: ClientConnectionInfo, isHTTP2: Bool,
-        timeouts: ConnectionTimeoutHandler?
+        timeouts: ConnectionTimeoutHandler?, timerGroup: DeadlineTimerGroup? = nil
     ) {
         self.state = state
         self.pool = pool
         self.connection = connection
         self.isHTTP2 = isHTTP2
         self.timeouts = timeouts
+        self.timerGroup = timerGroup
         self.requestLog = RequestLog(accessLog: state.accessLog)
     }
 
@@ -579,7 +582,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
         if responseTimer == nil {
             // Made on first use (an HTTP/2 stream is a handler of its own, and most never need both timers). A strong
             // capture: `handlerRemoved` cancels the timer, which lets it go (see DeadlineTimer).
-            responseTimer = DeadlineTimer(eventLoop: context.eventLoop) { [self] in responseTimedOut() }
+            responseTimer = DeadlineTimer(eventLoop: context.eventLoop, group: timerGroup) { [self] in responseTimedOut() }
         }
         responseTimer?.arm(in: state.configuration.limits.upstreamTimeout.timeAmount)
     }
@@ -587,7 +590,7 @@ final class GatewayRequestHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Arms (or moves on) the request body's stall deadline, `limits.body_timeout`.
     private func armBodyTimer() {
         if bodyTimer == nil, let context {
-            bodyTimer = DeadlineTimer(eventLoop: context.eventLoop) { [self] in bodyTimedOut() }
+            bodyTimer = DeadlineTimer(eventLoop: context.eventLoop, group: timerGroup) { [self] in bodyTimedOut() }
         }
         bodyTimer?.arm(in: state.configuration.limits.bodyTimeout.timeAmount)
     }

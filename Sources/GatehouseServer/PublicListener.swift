@@ -101,12 +101,14 @@ struct PublicListener {
         try sync.addHandler(FlushCoalescingHandler())
         try sync.addHandler(IdleStateHandler(allTimeout: limits.idleTimeout.timeAmount))
         try sync.addHandler(IdleConnectionCloser())
+        let timerGroup = NIOLoopBound(DeadlineTimerGroup(eventLoop: channel.eventLoop), eventLoop: channel.eventLoop)
         _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandlers([
                     HTTP2FramePayloadToHTTP1ServerCodec(),
                     GatewayRequestHandler(
-                        state: state, pool: pools.pool(for: stream.eventLoop), connection: info, isHTTP2: true, timeouts: nil),
+                        state: state, pool: pools.pool(for: stream.eventLoop), connection: info, isHTTP2: true, timeouts: nil,
+                        timerGroup: timerGroup.value),
                 ])
             }
         }

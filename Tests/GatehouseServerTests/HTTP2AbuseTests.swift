@@ -73,6 +73,25 @@ import Testing
         }
     }
 
+    /// The streams of one connection share one timer for their upstream deadlines (``DeadlineTimerGroup``): each
+    /// stream still gets its own 504 when its upstream is too slow, and the streams after them are served.
+    @Test func everyStreamOfAConnectionGetsItsOwnUpstreamTimeout() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-h2-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (certificate, key) = try makeSelfSignedCertificate(for: "acme.test", in: folder)
+        try await TestGateway.with(
+            gatewayExtra: "limits: {upstream_timeout: 1s}\ntls:\n  certificate: \(certificate)\n  private_key: \(key)\n",
+            tenants: ["acme": Self.tenant], scripted: ["SLOW": .delayed(.seconds(4))]
+        ) { gateway in
+            let started = ContinuousClock.now
+            let report = try await HTTP2ProbeReport.run(port: gateway.port, ["--streams", "40", "--path", "/slow"])
+            #expect(report.statuses == ["504": 40], "\(report)")
+            #expect(ContinuousClock.now - started < .seconds(4), "each at its own deadline, not the upstream's answer")
+            try await Self.expectServing(gateway)
+        }
+    }
+
     @Test func aClientGoawayInTheMiddleOfItsStreamsLetsThemFinish() async throws {
         try await Self.withTLSGateway { gateway in
             let report = try await HTTP2ProbeReport.run(port: gateway.port, ["--streams", "50", "--goaway-after", "5", "--path", "/slow"])
