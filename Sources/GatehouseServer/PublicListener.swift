@@ -105,6 +105,7 @@ struct PublicListener {
         _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandlers([
+                    HTTP2ResponseFrameWriter(),
                     HTTP2FramePayloadToHTTP1ServerCodec(),
                     GatewayRequestHandler(
                         state: state, pool: pools.pool(for: stream.eventLoop), connection: info, isHTTP2: true, timeouts: nil,
