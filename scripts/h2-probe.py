@@ -100,6 +100,7 @@ def main():
     parser.add_argument("--header", action="append", default=[], help="NAME:VALUE added to every request, as given (\\xNN escapes allowed)")
     parser.add_argument("--paced", action="store_true", help="keep within the server's SETTINGS_MAX_CONCURRENT_STREAMS")
     parser.add_argument("--timeout", type=float, default=30)
+    parser.add_argument("--linger", type=float, default=0, help="once every stream is done, keep the connections open this long, or until the server closes them")
     args = parser.parse_args()
 
     report = {
@@ -153,7 +154,20 @@ def main():
     def unfinished(connection):
         return not connection.closed and (waiting(connection) or connection.to_open > 0)
 
-    while time.monotonic() < deadline and any(unfinished(c) for c in connections):
+    linger_until = None
+
+    def going_on():
+        nonlocal linger_until
+        if any(unfinished(c) for c in connections):
+            return True
+        if not args.linger or all(c.closed for c in connections):
+            return False
+        if linger_until is None:
+            linger_until = time.monotonic() + args.linger
+            report["lingered_from"] = time.monotonic()
+        return time.monotonic() < linger_until
+
+    while time.monotonic() < deadline and going_on():
         for key, _ in selector.select(timeout=0.5):
             connection = key.data
             try:
@@ -164,6 +178,9 @@ def main():
                 data = b""
             if not data:
                 connection.closed = True
+                report["closed_by_server"] = report.get("closed_by_server", 0) + 1
+                if "lingered_from" in report:
+                    report["closed_after_linger_s"] = round(time.monotonic() - report["lingered_from"], 2)
                 selector.unregister(connection.sock)
                 continue
             data = connection.peel_goaways(data, report)
@@ -213,6 +230,7 @@ def main():
         except OSError:
             pass
     report["ended"] = ended
+    report.pop("lingered_from", None)
     json.dump(report, sys.stdout)
     print()
 

@@ -102,8 +102,10 @@ struct PublicListener {
         try sync.addHandler(IdleStateHandler(allTimeout: limits.idleTimeout.timeAmount))
         try sync.addHandler(IdleConnectionCloser())
         let timerGroup = NIOLoopBound(DeadlineTimerGroup(eventLoop: channel.eventLoop), eventLoop: channel.eventLoop)
+        let drainer = NIOLoopBound(HTTP2ConnectionDrainer(logger: state.logger), eventLoop: channel.eventLoop)
         _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
             stream.eventLoop.makeCompletedFuture {
+                drainer.value.streamOpened(stream)
                 try stream.pipeline.syncOperations.addHandlers([
                     HTTP2ResponseFrameWriter(),
                     HTTP2FramePayloadToHTTP1ServerCodec(),
@@ -113,6 +115,8 @@ struct PublicListener {
                 ])
             }
         }
+        // After the HTTP/2 handler, where the server's quiesce arrives: the GOAWAY and the close of a drain.
+        try sync.addHandler(drainer.value)
     }
 
     static func makeSSLContext(_ tls: GatewayConfiguration.TLS) throws -> NIOSSLContext {

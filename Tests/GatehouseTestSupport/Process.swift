@@ -92,6 +92,10 @@ public struct HTTP2ProbeReport: Decodable {
     public var unanswered: Int
     public var never_opened: Int
     public var ended: Int
+    /// Connections the server closed (with `--linger`, the probe waits for that once its streams are done).
+    public var closed_by_server: Int?
+    /// Seconds from the end of the last stream to the server's close, with `--linger`.
+    public var closed_after_linger_s: Double?
 
     /// Runs the probe with `arguments` against `port` and decodes its report.
     public static func run(port: Int, _ arguments: [String]) async throws -> HTTP2ProbeReport {
