@@ -10,7 +10,7 @@ public struct RouteConfiguration: Sendable, Hashable {
         case anyRole([String])
     }
 
-    /// The normalised path prefix: starts with `/`, no trailing slash except for `/` itself.
+    /// The normalized path prefix: starts with `/`, no trailing slash except for `/` itself.
     public var path: String
     /// Allowed methods, upper-case; nil allows every method.
     public var methods: [String]?

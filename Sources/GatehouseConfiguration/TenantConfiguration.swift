@@ -314,9 +314,9 @@ extension TenantConfiguration {
         var valid = true
         var path = "/"
         if let node = mapping["path"], let text = reader.string(node, field: "path") {
-            if let normalised = RoutePath.normalise(text) {
-                path = normalised
-                if let reserved = RouteConfiguration.reservedPrefixes.first(where: { RoutePath.isPrefix($0, of: normalised) }) {
+            if let normalized = RoutePath.normalize(text) {
+                path = normalized
+                if let reserved = RouteConfiguration.reservedPrefixes.first(where: { RoutePath.isPrefix($0, of: normalized) }) {
                     reader.error(at: node, "route path '\(text)' is under the reserved prefix \(reserved), which the gateway serves itself")
                     valid = false
                 }
@@ -394,7 +394,7 @@ extension TenantConfiguration {
 /// Route path prefixes as written in files.
 public enum RoutePath {
     /// `/api/` becomes `/api`; nil for anything that is not a plain absolute path.
-    public static func normalise(_ path: String) -> String? {
+    public static func normalize(_ path: String) -> String? {
         guard path.hasPrefix("/") else { return nil }
         let forbidden: Set<Character> = ["%", "?", "#", "\\", " ", "\t"]
         guard path.allSatisfy({ $0.isASCII && !forbidden.contains($0) && !$0.isWhitespace }) else { return nil }

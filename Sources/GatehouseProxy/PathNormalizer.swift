@@ -1,4 +1,4 @@
-/// Normalises a request path once, so that the same path is used for matching and for forwarding (§6.1).
+/// Normalizes a request path once, so that the same path is used for matching and for forwarding (§6.1).
 ///
 /// Unreserved characters are percent-decoded, other escapes are kept with upper-case hex, `.` and `..`
 /// segments are resolved and repeated slashes merged. Anything that could make the gateway and the upstream
@@ -32,7 +32,7 @@ public enum PathNormalizer {
         }
     }
 
-    /// Normalises `path` (without the query string).
+    /// Normalizes `path` (without the query string).
     ///
     /// Segments that upstream servers read differently from the gateway are refused, not repaired (§6.8): a `;`
     /// anywhere, and a segment whose decoded form ends in `.`, a space or a tab, except `.` and `..` themselves.
@@ -186,7 +186,7 @@ public enum PathNormalizer {
     }
 }
 
-/// A request target split into its normalised path and its raw query.
+/// A request target split into its normalized path and its raw query.
 public struct RequestTarget: Sendable, Equatable {
     public var path: String
     /// The query without `?`, exactly as the client sent it; nil when there was no `?`.

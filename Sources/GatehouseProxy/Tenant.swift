@@ -60,15 +60,15 @@ public struct TenantDirectory: Sendable {
 
     /// The tenant for a `Host` (or `:authority`) value: port stripped, lower-cased; an exact host wins over a wildcard.
     public func resolve(host header: String) -> Tenant? {
-        guard let host = Self.normaliseHost(header) else { return nil }
+        guard let host = Self.normalizeHost(header) else { return nil }
         if let tenant = exact[host] { return tenant }
-        // Bytes, like `normaliseHost`: a `Character` search would run grapheme breaking for every wildcard host.
+        // Bytes, like `normalizeHost`: a `Character` search would run grapheme breaking for every wildcard host.
         guard host.utf8.first != UInt8(ascii: "["), let dot = host.utf8.firstIndex(of: UInt8(ascii: ".")) else { return nil }
         return wildcard[String(host[host.utf8.index(after: dot)...])]
     }
 
     /// `Acme.Localhost:8080` becomes `acme.localhost`; `[::1]:80` becomes `[::1]`; a trailing dot is dropped.
-    public static func normaliseHost(_ header: String) -> String? {
+    public static func normalizeHost(_ header: String) -> String? {
         // On the UTF-8 view throughout: `Character` operations would run grapheme breaking on every request.
         let bytes = header.utf8
         var end = bytes.endIndex

@@ -1,6 +1,6 @@
 import NIOHTTP1
 
-/// The request the upstream will see, decided in one place (§6.4, §6.6, §6.7, §6.9): method, the normalised path,
+/// The request the upstream will see, decided in one place (§6.4, §6.6, §6.7, §6.9): method, the normalized path,
 /// the gateway's own framing, `Host`, the forwarding and identity headers the gateway sets, and the client's
 /// end-to-end headers minus hop-by-hop ones and minus every header the gateway owns.
 ///

@@ -76,7 +76,7 @@ struct RequestAdmission {
             return reject(ProblemResponse(.badRequest, facts.hostCount == 0 ? "The request has no Host header." : "The request has more than one Host header."))
         }
         guard let tenant = tenants.resolve(host: host) else {
-            return reject(ProblemResponse(.notFound, "No tenant is configured for host '\(TenantDirectory.normaliseHost(host) ?? "(invalid)")'."))
+            return reject(ProblemResponse(.notFound, "No tenant is configured for host '\(TenantDirectory.normalizeHost(host) ?? "(invalid)")'."))
         }
         if facts.authorizationCount > 1 {
             return reject(ProblemResponse(.badRequest, "The request has more than one Authorization header."), tenant)

@@ -20,7 +20,7 @@ import Testing
         ("/a%20b/c", "/a%20b/c"),
         ("/", "/"),
     ])
-    func normalises(raw: String, expected: String) throws {
+    func normalizes(raw: String, expected: String) throws {
         #expect(try PathNormalizer.normalize(Substring(raw)).get() == expected)
     }
 

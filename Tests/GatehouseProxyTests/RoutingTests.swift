@@ -68,10 +68,10 @@ import Testing
         #expect(directory.resolve(host: "acme.test.")?.id == "acme")
         #expect(directory.resolve(host: "other.test") == nil)
         #expect(directory.resolve(host: "") == nil)
-        #expect(TenantDirectory.normaliseHost("[::1]:8080") == "[::1]")
-        #expect(TenantDirectory.normaliseHost("Acme.TEST.:443") == "acme.test")
+        #expect(TenantDirectory.normalizeHost("[::1]:8080") == "[::1]")
+        #expect(TenantDirectory.normalizeHost("Acme.TEST.:443") == "acme.test")
         for invalid in ["bad host", "[::1", ":80", "é.test", ".", "tab\t.test"] {
-            #expect(TenantDirectory.normaliseHost(invalid) == nil, "\(invalid)")
+            #expect(TenantDirectory.normalizeHost(invalid) == nil, "\(invalid)")
         }
     }
 

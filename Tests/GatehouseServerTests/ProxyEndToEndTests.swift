@@ -80,7 +80,7 @@ import Testing
         }
     }
 
-    @Test func pathNormalisationIsUsedForMatchingAndForwarding() async throws {
+    @Test func pathNormalizationIsUsedForMatchingAndForwarding() async throws {
         try await withAcmeGateway { gateway in
             let dotted = try request(port: gateway.port, "/api/../admin")
             #expect(dotted.status == 200)

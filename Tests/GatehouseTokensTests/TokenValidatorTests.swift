@@ -171,7 +171,7 @@ import Testing
             #expect(publicKey.isValidSignature(raw, for: Data((pieces[0] + "." + pieces[1]).utf8)), "the high-S copy is a valid ECDSA signature")
             let highS = pieces[0] + "." + pieces[1] + "." + Base64URL.encode(flipped)
             #expect(validator.validate(highS, for: expectations, now: now) == .failure(.badSignature))
-            #expect(ECDSALowS.normalize(flipped) == signature, "normalising gives the signature back")
+            #expect(ECDSALowS.normalize(flipped) == signature, "normalizing gives the signature back")
         }
     }
 
