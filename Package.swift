@@ -116,7 +116,7 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
-        // Tenant resolution, routing, path normalisation and the upstream side of forwarding.
+        // Tenant resolution, routing, path normalization and the upstream side of forwarding.
         .target(
             name: "GatehouseProxy",
             dependencies: [

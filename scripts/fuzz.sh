@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target of Fuzzing/ for a while (not a test; CI does not run it).
 #
-#   scripts/fuzz.sh FuzzPathNormalizer 600      # ten minutes on the path normaliser
+#   scripts/fuzz.sh FuzzPathNormalizer 600      # ten minutes on the path normalizer
 #   scripts/fuzz.sh list                        # the targets
 #   FUZZ_NO_BUILD=1 scripts/fuzz.sh FuzzCredentials 600 &   # a second one beside it, without building again
 #
