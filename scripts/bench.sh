@@ -21,6 +21,8 @@
 #   A=old/gatehouse B=new/gatehouse scripts/bench.sh logins
 #                                 # logins (POST /auth/token, argon2id at the default m=19MiB t=2 p=1, one hashing thread
 #                                 # per core): logins/s with 16 clients, and the latency of one login alone, A B A B
+#   GATEHOUSE_BIN=old/gatehouse scripts/bench.sh h2
+#                                 # any mode but ab and logins with that build instead of a fresh release build
 #   Every mode that prints a table prints the server's CPU microseconds per request next to req/s.
 #   scripts/bench.sh replicas     # two replicas (GATEHOUSE_THREADS=1 each) on one store, SQLite and PostgreSQL, A B B A:
 #                                 # an authenticated ES256 route with the load split between them (one wrk each),
@@ -39,6 +41,8 @@ trap 'rm -rf "$WORK"' EXIT
 [ -x "$BENCH/run.sh" ] || { echo "no benchmark harness at $BENCH" >&2; exit 1; }
 if [ "$MODE" = ab ] || [ "$MODE" = logins ]; then
     BIN="${A:?A=path/to/gatehouse (and B=...) for scripts/bench.sh $MODE}"
+elif [ -n "${GATEHOUSE_BIN:-}" ]; then
+    BIN="$GATEHOUSE_BIN"  # a build made before (another commit's, say): measured as it is
 else
     echo "building release..." >&2
     swift build -c release --package-path "$ROOT" >&2

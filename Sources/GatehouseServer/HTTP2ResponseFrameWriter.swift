@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHPACK
 import NIOHTTP2
 
 /// Sits between an HTTP/2 stream and its HTTP/1 codec and lets the end of a response ride on its last `DATA` frame.
@@ -9,6 +10,11 @@ import NIOHTTP2
 /// follows is folded into it, and the response is two frames, as nginx sends it. Nothing waits past a flush, and every
 /// other frame goes out as it came, in order; what an HTTP/2 client reads (headers, body bytes, the end, trailers) is
 /// unchanged (`HTTP2ResponseFrameWriterTests` compares it with the codec's own frames on generated responses).
+///
+/// It also chooses how header fields enter the connection's HPACK table (RFC 7541 §7.1.3). `X-Request-Id` is new on
+/// every response: indexed, each one would push a useful entry out of the table and lengthen the encoder's linear
+/// search of it for every field of every response after. `Set-Cookie` carries session secrets: never indexed, so
+/// no later response's compression depends on it.
 final class HTTP2ResponseFrameWriter: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
@@ -31,6 +37,10 @@ final class HTTP2ResponseFrameWriter: ChannelOutboundHandler, RemovableChannelHa
         case .data(let frame) where !frame.endStream:
             writeHeld(context: context)
             heldData = (frame, promise)
+        case .headers(var frame):
+            writeHeld(context: context)
+            Self.chooseIndexing(&frame.headers)
+            context.write(wrapOutboundOut(.headers(frame)), promise: promise)
         default:
             writeHeld(context: context)
             context.write(data, promise: promise)
@@ -50,6 +60,21 @@ final class HTTP2ResponseFrameWriter: ChannelOutboundHandler, RemovableChannelHa
         guard let held = heldData else { return }
         heldData = nil
         context.write(wrapOutboundOut(.data(held.payload)), promise: held.promise)
+    }
+
+    /// Marks the fields whose values must not enter the HPACK table; the names are lower case (the codec made them so).
+    static func chooseIndexing(_ headers: inout HPACKHeaders) {
+        guard headers.contains(where: { $0.name == "x-request-id" || $0.name == "set-cookie" }) else { return }
+        var chosen = HPACKHeaders()
+        chosen.reserveCapacity(headers.count)
+        for field in headers {
+            switch field.name {
+            case "x-request-id": chosen.add(name: field.name, value: field.value, indexing: .nonIndexable)
+            case "set-cookie": chosen.add(name: field.name, value: field.value, indexing: .neverIndexed)
+            default: chosen.add(name: field.name, value: field.value, indexing: field.indexable)
+            }
+        }
+        headers = chosen
     }
 
     /// One promise for a write that does the work of two.

@@ -117,4 +117,23 @@ import Testing
         #expect(throws: Never.self) { try end.futureResult.wait() }
         _ = try channel.finish()
     }
+
+    @Test func theRequestIDIsNotIndexedAndACookieNeverIs() throws {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(HTTP2ResponseFrameWriter())
+        try channel.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+        let headers: HTTPHeaders = ["Content-Type": "text/plain", "X-Request-Id": "r-1", "Set-Cookie": "gatehouse_session=secret"]
+        try channel.writeOutbound(HTTPServerResponsePart.head(HTTPResponseHead(version: .http2, status: .ok, headers: headers)))
+        guard case .headers(let frame) = try channel.readOutbound(as: HTTP2Frame.FramePayload.self) else {
+            Issue.record("no HEADERS frame")
+            return
+        }
+        let indexing = Dictionary(uniqueKeysWithValues: frame.headers.map { ($0.name, "\($0.indexable)") })
+        #expect(indexing == [
+            ":status": "\(HPACKIndexing.indexable)", "content-type": "\(HPACKIndexing.indexable)",
+            "x-request-id": "\(HPACKIndexing.nonIndexable)", "set-cookie": "\(HPACKIndexing.neverIndexed)",
+        ])
+        #expect(frame.headers.map(\.value) == ["200", "text/plain", "r-1", "gatehouse_session=secret"], "values and order kept")
+        _ = try channel.finish()
+    }
 }
