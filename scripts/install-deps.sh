@@ -18,6 +18,9 @@ command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)   # ...dr
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || packages+=(python3-aiosmtpd)
 # An HTTP/2 implementation that is not the gateway's (hyper-h2), for the hostile-client tests (scripts/h2-probe.py).
 /usr/bin/python3 -c 'import h2' >/dev/null 2>&1 || packages+=(python3-h2)
+# An HTTP/1.1 parser that is neither swift-nio's nor llhttp (h11, as Python servers read requests), for the tests of
+# the bytes the gateway sends upstream (scripts/h11-read.py).
+/usr/bin/python3 -c 'import h11' >/dev/null 2>&1 || packages+=(python3-h11)
 if ((${#packages[@]})); then
     if [ "$(id -u)" != 0 ]; then
         echo "missing: ${packages[*]} (run as root, or: sudo apt-get install ${packages[*]})" >&2

@@ -5,8 +5,9 @@ import NIOHTTP1
 ///
 /// It writes exactly what `HTTPRequestEncoder` with `automaticallySetFramingHeaders` off writes (proven on generated
 /// requests by `UpstreamEncodingEquivalenceTests`), into one buffer rather than a buffer per part
-/// (``UpstreamRequestEncoder`` writes it at the flush). It adds no framing header of its own: ``UpstreamRequestPlan`` made them from the one ``RequestFraming`` decision, and
-/// the body is chunked exactly when that head says `Transfer-Encoding: chunked` (for HTTP/1.1).
+/// (``UpstreamRequestEncoder`` writes it at the flush). It adds no framing header: ``UpstreamRequestPlan`` made them
+/// from the one ``RequestFraming`` decision. It chunks the body exactly when the head it wrote says
+/// `Transfer-Encoding: chunked`, so the body's bytes always agree with the header the upstream reads.
 struct UpstreamRequestSerializer {
     private var isChunked = false
 

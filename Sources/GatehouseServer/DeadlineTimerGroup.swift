@@ -1,64 +1,69 @@
 import NIOCore
 
-/// The deadlines of many short-lived owners on one event loop (the streams of one HTTP/2 connection) behind one
-/// pending timer of the loop's.
+/// The deadlines of its ``DeadlineTimer``s behind one pending timer of the event loop's: a connection's own deadline,
+/// or those of all the streams of an HTTP/2 connection.
 ///
-/// Each stream is a handler of its own: with a timer each, every request would schedule a task and cancel it, and a
-/// cancel searches the event loop's whole queue of scheduled tasks (all the connection's streams are in it). Here a
-/// stream's request arms and disarms its deadline in a dictionary; the one pending timer is set for the earliest
-/// deadline and, when it fires, expires what is due and sets itself for the next. Loop-bound: use it only on its
-/// event loop.
+/// Arming and disarming a deadline is a dictionary update; the one pending timer is set for the earliest deadline
+/// and, when it fires, expires what is due and sets itself for the next. So moving a deadline later costs no
+/// schedule, and a stream's request neither schedules nor cancels a task (a cancel searches the event loop's whole
+/// queue of scheduled tasks). The owner closes the group when its connection goes, which cancels the pending timer
+/// once. Loop-bound: use it only on its event loop.
 final class DeadlineTimerGroup {
     private let eventLoop: EventLoop
     /// The armed timers, by identity; a timer leaves when it is disarmed, cancelled or expires.
     private var armed: [ObjectIdentifier: DeadlineTimer] = [:]
-    /// When the pending timer fires; nil when none is pending.
-    private var pendingAt: NIODeadline?
+    /// The pending timer and when it fires; nil when none is pending. An earlier deadline schedules an earlier timer
+    /// and leaves the later one to fire, see it is not the pending one, and do nothing.
+    private var pending: (task: Scheduled<Void>, at: NIODeadline)?
+    private var isClosed = false
 
     init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
     }
 
+    /// The loop's clock (virtual on an embedded loop).
+    var now: NIODeadline { eventLoop.now }
+
     var armedCount: Int { armed.count }
 
     func arm(_ timer: DeadlineTimer, at deadline: NIODeadline) {
+        guard !isClosed else { return }
         armed[ObjectIdentifier(timer)] = timer
-        guard let pendingAt, pendingAt <= deadline else {
-            // Nothing pending, or it fires too late for this deadline: one more, earlier timer (the later one finds
-            // nothing due, or something, and sets itself again as every firing does).
-            schedule(at: deadline)
-            return
-        }
+        if let pending, pending.at <= deadline { return }
+        schedule(at: deadline)
     }
 
     func disarm(_ timer: DeadlineTimer) {
         armed.removeValue(forKey: ObjectIdentifier(timer))
     }
 
+    /// The connection is gone: nothing expires any more.
+    func close() {
+        isClosed = true
+        armed.removeAll()
+        pending?.task.cancel()
+        pending = nil
+    }
+
     private func schedule(at deadline: NIODeadline) {
-        pendingAt = deadline
-        // The task holds the group until it fires: a connection that closes leaves it to fire once, find nothing
-        // and go (cancelling it would search the loop's queue again).
-        eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in fire(scheduledFor: deadline) }
+        let task = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in fire(scheduledFor: deadline) }
+        pending = (task, deadline)
     }
 
     private func fire(scheduledFor deadline: NIODeadline) {
-        // A later timer of an earlier schedule: the earlier one took over.
-        guard pendingAt == deadline else { return }
-        pendingAt = nil
+        guard let pending, pending.at == deadline else { return }
+        self.pending = nil
         let now = eventLoop.now
         var due: [DeadlineTimer] = []
         var next: NIODeadline?
         for (id, timer) in armed {
-            guard let deadline = timer.deadline else {
-                armed.removeValue(forKey: id)
-                continue
-            }
+            // An armed timer has a deadline: disarming one takes it out of `armed`.
+            guard let deadline = timer.deadline else { continue }
             if deadline <= now {
                 due.append(timer)
                 armed.removeValue(forKey: id)
-            } else if next.map({ deadline < $0 }) ?? true {
-                next = deadline
+            } else {
+                next = min(next ?? deadline, deadline)
             }
         }
         if let next { schedule(at: next) }

@@ -102,6 +102,8 @@ struct PublicListener {
         try sync.addHandler(IdleStateHandler(allTimeout: limits.idleTimeout.timeAmount))
         try sync.addHandler(IdleConnectionCloser())
         let timerGroup = NIOLoopBound(DeadlineTimerGroup(eventLoop: channel.eventLoop), eventLoop: channel.eventLoop)
+        // Once per connection, its pending timer goes with it (the streams only disarm theirs).
+        channel.closeFuture.assumeIsolated().whenComplete { _ in timerGroup.value.close() }
         let drainer = NIOLoopBound(HTTP2ConnectionDrainer(logger: state.logger), eventLoop: channel.eventLoop)
         _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
             stream.eventLoop.makeCompletedFuture {

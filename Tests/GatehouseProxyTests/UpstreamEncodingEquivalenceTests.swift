@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -45,7 +46,7 @@ import GatehouseTestSupport
         return wire
     }
 
-    /// Encodes head, body parts and end with one encoder configuration, then decodes the bytes afresh.
+    /// Encodes head, body parts and end with the stock encoder in one configuration, then decodes the bytes afresh.
     func upstreamView(_ head: HTTPRequestHead, _ parts: [[UInt8]], automaticFraming: Bool) throws -> Seen {
         try decode(stockBytes(head, parts, automaticFraming: automaticFraming))
     }
@@ -71,6 +72,7 @@ import GatehouseTestSupport
         return seen
     }
 
+    /// The plan's framing, written by the gateway's encoder, reads as the stock encoder framing the request itself.
     @Test func theUntouchedFramingIsTheStockEncodersFraming() throws {
         var state: UInt64 = 0x0dd5eed
         func next(_ bound: Int) -> Int {
@@ -101,7 +103,7 @@ import GatehouseTestSupport
                 identityHeaders: [("X-User-Id", "u\(index)")])
             let head = plan.makeHead(from: incoming, facts: RequestHeaderFacts(incoming), policy: policy, connection: connection, requestID: "r\(index)")
 
-            let fast = try upstreamView(head, parts, automaticFraming: false)
+            let fast = try decode(handlerBytes(head, parts))
             let slow = try upstreamView(head, parts, automaticFraming: true)
             #expect(fast == slow, "case \(index): \(framing)")
             #expect(fast.requests == 1 && fast.body == sent, "case \(index): one request carrying exactly the body")
@@ -133,6 +135,89 @@ import GatehouseTestSupport
             let stock = try stockBytes(head, parts, trailers: trailers, automaticFraming: false)
             let own = try handlerBytes(head, parts, trailers: trailers)
             #expect(own == stock, "case \(index): \(chunked ? "chunked" : "length"), \(parts.map(\.count)) bytes")
+        }
+    }
+
+    /// Removed for a tunnel with bytes not yet flushed: they still go, before anything the tunnel writes.
+    @Test func bytesPendingWhenTheEncoderIsRemovedStillGo() throws {
+        let encoder = UpstreamRequestEncoder()
+        let channel = EmbeddedChannel(handler: encoder)
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ws", headers: ["Host": "acme.test", "Upgrade": "websocket"])
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        channel.write(HTTPClientRequestPart.end(nil), promise: nil)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "held until the flush")
+        try channel.pipeline.syncOperations.removeHandler(encoder).wait()
+        channel.write(ByteBuffer(string: "tunnelled"), promise: nil)
+        channel.flush()
+        var wire = ByteBuffer()
+        while var chunk = try channel.readOutbound(as: ByteBuffer.self) { wire.writeBuffer(&chunk) }
+        #expect(String(buffer: wire) == "GET /ws HTTP/1.1\r\nHost: acme.test\r\nUpgrade: websocket\r\n\r\ntunnelled")
+        _ = try channel.finish()
+    }
+
+    /// What h11 (the parser of Python's servers) read from the encoder's bytes.
+    struct PythonView: Decodable {
+        struct Request: Decodable, Equatable {
+            var method: String
+            var target: String
+            var headers: [[String]]
+            var body: String
+            var trailers: [[String]]
+        }
+
+        var requests: [Request]
+        var error: String?
+        var leftover: Int
+    }
+
+    /// The upstream's view through a parser that is neither swift-nio's nor llhttp: generated requests, one connection
+    /// after another as the pool reuses it, each exactly as sent, with bodies that are themselves requests, and
+    /// nothing left over.
+    @Test func aPythonServerReadsEveryRequestAsItWasSent() async throws {
+        var generator = SeededGenerator(seed: 0x0011_a11e)
+        func next(_ bound: Int) -> Int { Int.random(in: 0..<bound, using: &generator) }
+        let channel = EmbeddedChannel(handler: UpstreamRequestEncoder())
+        var expected: [PythonView.Request] = []
+        for index in 0..<300 {
+            let method = ["GET", "POST", "PUT", "DELETE", "PATCH"][next(5)]
+            let chunked = next(2) == 0
+            var parts: [String] = []
+            for _ in 0..<next(4) {
+                switch next(4) {
+                case 0: parts.append("GET /admin HTTP/1.1\r\nHost: acme.test\r\nX-User-Id: forged\r\n\r\n")
+                case 1: parts.append("0\r\n\r\n")
+                case 2: parts.append(String(repeating: "b", count: UpstreamRequestEncoder.uncopiedBodyPart + next(3000)))
+                default: parts.append(String(repeating: "a", count: next(100)))
+                }
+            }
+            let body = parts.joined()
+            var headers: [(String, String)] = [("Host", "acme.test"), ("X-Request-Id", "r\(index)"), ("X-User-Id", "u\(index)")]
+            if chunked { headers.append(("Transfer-Encoding", "chunked")) } else if !body.isEmpty { headers.append(("Content-Length", String(body.utf8.count))) }
+            let trailers: [(String, String)] = chunked && next(3) == 0 ? [("X-Checksum", "c\(index)")] : []
+            let uri = "/r/\(index)?q=\(next(100))"
+            channel.write(
+                HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: uri, headers: HTTPHeaders(headers))),
+                promise: nil)
+            for part in parts { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: part))), promise: nil) }
+            channel.write(HTTPClientRequestPart.end(trailers.isEmpty ? nil : HTTPHeaders(trailers)), promise: nil)
+            channel.flush()
+            expected.append(
+                PythonView.Request(
+                    method: method, target: uri, headers: headers.map { [$0.0.lowercased(), $0.1] },
+                    body: body.utf8.map { String(format: "%02x", $0) }.joined(), trailers: trailers.map { [$0.0.lowercased(), $0.1] }))
+        }
+        var wire = ByteBuffer()
+        while var chunk = try channel.readOutbound(as: ByteBuffer.self) { wire.writeBuffer(&chunk) }
+        _ = try channel.finish()
+
+        let script = repositoryRoot.appendingPathComponent("scripts/h11-read.py").path
+        let result = try await runOnOwnThread("/usr/bin/python3", [script], input: String(buffer: wire))
+        #expect(result.status == 0, "\(result.error)")
+        let view = try JSONDecoder().decode(PythonView.self, from: Data(result.output.utf8))
+        #expect(view.error == nil && view.leftover == 0, "\(view.error ?? "") \(view.leftover) bytes left over")
+        #expect(view.requests.count == expected.count, "one request per request sent, no more")
+        for (index, (seen, sent)) in zip(view.requests, expected).enumerated() {
+            #expect(seen == sent, "request \(index)")
         }
     }
 }

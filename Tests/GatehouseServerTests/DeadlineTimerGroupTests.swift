@@ -84,6 +84,29 @@ import GatehouseTestSupport
         #expect(fixture.group.armedCount == 0)
     }
 
+    @Test func aLoneTimerMovedLaterExpiresOnlyAtItsLatestDeadline() {
+        let fixture = Fixture()
+        let own = fixture.timer("own", grouped: false)
+        own.arm(in: .seconds(5))
+        fixture.loop.advanceTime(by: .seconds(3))
+        own.arm(in: .seconds(5))  // now due at 8 s: the pending timer at 5 s finds it not due and re-arms
+        fixture.loop.advanceTime(by: .seconds(4))
+        #expect(fixture.expired.isEmpty)
+        fixture.loop.advanceTime(by: .seconds(1))
+        #expect(fixture.expired == ["own"])
+    }
+
+    @Test func aClosedGroupExpiresNothingAndTakesNoDeadline() {
+        let fixture = Fixture()
+        let first = fixture.timer("first"), second = fixture.timer("second")
+        first.arm(in: .seconds(1))
+        fixture.group.close()
+        second.arm(in: .seconds(1))
+        #expect(fixture.group.armedCount == 0)
+        fixture.loop.advanceTime(by: .seconds(5))
+        #expect(fixture.expired.isEmpty)
+    }
+
     @Test func anUngroupedTimerStillSchedulesItself() {
         let fixture = Fixture()
         let own = fixture.timer("own", grouped: false)
