@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reads HTTP/1.1 requests from stdin with h11 (the parser of Python's ASGI servers, not swift-nio's or llhttp)
 and prints, as one JSON line, what a Python upstream would see: each request's method, target, headers (names lower
-case, in order), body and trailers, then whether bytes were left over or the stream was malformed."""
+case, in order), body (as Latin-1 text) and trailers, then whether bytes were left over or the stream was malformed."""
 import json
 import sys
 
@@ -31,7 +31,7 @@ def main():
                 "trailers": [],
             }
         elif isinstance(event, h11.Data):
-            current["body"] += event.data.hex()
+            current["body"] += event.data.decode("latin-1")
         elif isinstance(event, h11.EndOfMessage):
             current["trailers"] = [[name.decode("latin-1"), value.decode("latin-1")] for name, value in event.headers]
             requests.append(current)

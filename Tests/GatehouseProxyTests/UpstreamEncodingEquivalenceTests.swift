@@ -122,8 +122,13 @@ import GatehouseTestSupport
             // Parts small (copied into one buffer) and large (written as they are), empty ones too.
             var parts: [[UInt8]] = []
             for _ in 0..<next(5) {
-                let size = [0, 1 + next(200), UpstreamRequestEncoder.uncopiedBodyPart + next(5000)][next(3)]
-                parts.append((0..<size).map { _ in UInt8(truncatingIfNeeded: next(256)) })
+                // Random bytes for the small ones; a large one repeats a random byte (a byte per draw would make this
+                // test spend seconds of the cooperative pool, which other suites' timeouts share).
+                switch next(3) {
+                case 0: parts.append([])
+                case 1: parts.append((0..<1 + next(200)).map { _ in UInt8(truncatingIfNeeded: next(256)) })
+                default: parts.append([UInt8](repeating: UInt8(truncatingIfNeeded: next(256)), count: UpstreamRequestEncoder.uncopiedBodyPart + next(5000)))
+                }
             }
             let total = parts.reduce(0) { $0 + $1.count }
             if chunked { headers.add(name: "Transfer-Encoding", value: "chunked") } else if total > 0 {
@@ -171,14 +176,14 @@ import GatehouseTestSupport
     }
 
     /// The upstream's view through a parser that is neither swift-nio's nor llhttp: generated requests, one connection
-    /// after another as the pool reuses it, each exactly as sent, with bodies that are themselves requests, and
+    /// after another as the pool reuses it, each exactly as sent (bodies are ASCII, and h11's body comes back as text), with bodies that are themselves requests, and
     /// nothing left over.
     @Test func aPythonServerReadsEveryRequestAsItWasSent() async throws {
         var generator = SeededGenerator(seed: 0x0011_a11e)
         func next(_ bound: Int) -> Int { Int.random(in: 0..<bound, using: &generator) }
         let channel = EmbeddedChannel(handler: UpstreamRequestEncoder())
         var expected: [PythonView.Request] = []
-        for index in 0..<300 {
+        for index in 0..<200 {
             let method = ["GET", "POST", "PUT", "DELETE", "PATCH"][next(5)]
             let chunked = next(2) == 0
             var parts: [String] = []
@@ -204,7 +209,7 @@ import GatehouseTestSupport
             expected.append(
                 PythonView.Request(
                     method: method, target: uri, headers: headers.map { [$0.0.lowercased(), $0.1] },
-                    body: body.utf8.map { String(format: "%02x", $0) }.joined(), trailers: trailers.map { [$0.0.lowercased(), $0.1] }))
+                    body: body, trailers: trailers.map { [$0.0.lowercased(), $0.1] }))
         }
         var wire = ByteBuffer()
         while var chunk = try channel.readOutbound(as: ByteBuffer.self) { wire.writeBuffer(&chunk) }
